@@ -1,0 +1,31 @@
+"""Secret key material: from settings in production, generated into var/keys/ for the demo."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from services.config import Settings
+
+
+def load_or_create_secret(settings: Settings, *, configured: str, filename: str, size: int = 32) -> bytes:
+    """Return the configured base64 secret, or a random one kept in var/keys/<filename>."""
+    if configured:
+        return base64.b64decode(configured)
+    path = settings.keys_dir / filename
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(path, base64.b64encode(os.urandom(size)))
+    return base64.b64decode(path.read_bytes().strip())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    # Create with 0600 from the start so the secret is never world-readable, even briefly;
+    # O_EXCL makes two processes starting at once agree on one key (the loser re-reads it).
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
