@@ -10,6 +10,9 @@ class OnestopError(Exception):
     status_code: int = 400
     code: str = "bad_request"
     message: str = "请求有误"
+    # Set on an instance when the transaction must still be committed although the request
+    # fails (e.g. a reused refresh token: the family revocation must stick).
+    keep_changes: bool = False
 
     def __init__(self, message: str | None = None, *, detail: Any = None, code: str | None = None):
         self.message = message or type(self).message

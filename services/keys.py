@@ -29,3 +29,18 @@ def _write_private(path: Path, data: bytes) -> None:
         return
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def load_or_create_ec_private_key(settings: Settings, *, configured: Path | None, filename: str):
+    """An EC P-256 private key from the configured PEM path, or generated into var/keys/."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = configured or settings.keys_dir / filename
+    if configured is None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_private(path, key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)

@@ -1,0 +1,132 @@
+"""The transactional outbox: effects are written with the change that causes them, then run by
+a worker. Workers claim with row locks that skip locked rows (PostgreSQL) or with a single
+conditional UPDATE (SQLite), so any number can run at once; every handler is idempotent."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from services.db import utcnow
+from services.outbox.models import OutboxJob
+
+log = logging.getLogger("onestop.outbox")
+
+Handler = Callable[[Session, dict[str, Any]], None]
+_handlers: dict[str, Handler] = {}
+_wakeup = threading.Event()
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register the function that runs jobs of this kind."""
+    def register(function: Handler) -> Handler:
+        _handlers[kind] = function
+        return function
+    return register
+
+
+def enqueue(session: Session, *, kind: str, payload: dict[str, Any], dedupe_key: str | None = None) -> None:
+    """Add a job in the caller's transaction. A job with the same dedupe_key is added once."""
+    if dedupe_key is not None:
+        exists = session.exec(select(OutboxJob.id).where(OutboxJob.dedupe_key == dedupe_key)).first()
+        if exists is not None:
+            return
+    session.add(OutboxJob(kind=kind, payload=payload, dedupe_key=dedupe_key))
+    _wakeup.set()
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
+
+
+def claim_next(session: Session, *, worker: str) -> OutboxJob | None:
+    """Claim one due job (or one whose lease ran out after a crash) and commit the claim."""
+    now = utcnow()
+    due = ((OutboxJob.state == "pending") & (OutboxJob.run_after <= now)) | (
+        (OutboxJob.state == "running") & (OutboxJob.locked_until < now))
+    query = select(OutboxJob.id).where(due).order_by(OutboxJob.id).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    job_id = session.exec(query).first()
+    if job_id is None:
+        session.rollback()
+        return None
+    claimed = session.execute(
+        update(OutboxJob).where(OutboxJob.id == job_id, due)
+        .values(state="running", locked_by=worker, locked_until=now + LEASE, attempts=OutboxJob.attempts + 1)
+    ).rowcount
+    session.commit()
+    if not claimed:  # another SQLite worker got there between our SELECT and UPDATE
+        return None
+    return session.get(OutboxJob, job_id)
+
+
+def run_one(engine, *, worker: str) -> bool:
+    """Claim and run one job. Returns False when nothing was due."""
+    with Session(engine, expire_on_commit=False) as session:
+        job = claim_next(session, worker=worker)
+        if job is None:
+            return False
+        job_id, kind, payload = job.id, job.kind, dict(job.payload)
+    function = _handlers.get(kind)
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            if function is None:
+                raise LookupError(f"no handler for job kind {kind!r}")
+            function(session, payload)
+            session.execute(update(OutboxJob).where(OutboxJob.id == job_id, OutboxJob.locked_by == worker)
+                            .values(state="done", finished_at=utcnow(), locked_until=None, last_error=None))
+            session.commit()
+            log.info("job done", extra={"job_id": job_id, "kind": kind})
+        except Exception as error:  # a failed job is retried with backoff, never lost
+            session.rollback()
+            _record_failure(session, job_id=job_id, worker=worker, error=error)
+    return True
+
+
+def _record_failure(session: Session, *, job_id: int, worker: str, error: Exception) -> None:
+    job = session.get(OutboxJob, job_id)
+    if job is None or job.locked_by != worker:
+        return
+    final = job.attempts >= MAX_ATTEMPTS
+    job.state = "failed" if final else "pending"
+    job.run_after = utcnow() + timedelta(seconds=min(2 ** job.attempts, 600))
+    job.locked_until = None
+    job.last_error = "".join(traceback.format_exception_only(type(error), error))[-2000:]
+    session.add(job)
+    session.commit()
+    log.warning("job failed", extra={"job_id": job_id, "kind": job.kind, "attempts": job.attempts, "final": final})
+
+
+def run_until_idle(engine, *, worker: str | None = None, limit: int = 1000) -> int:
+    """Run due jobs until none is left (tests, the CLI). Returns how many ran."""
+    worker = worker or worker_id()
+    count = 0
+    while count < limit and run_one(engine, worker=worker):
+        count += 1
+    return count
+
+
+def run_forever(engine, *, stop: threading.Event, poll_seconds: float) -> None:
+    """The worker loop: run jobs, then sleep until woken by an enqueue or the poll interval."""
+    worker = worker_id()
+    while not stop.is_set():
+        try:
+            ran = run_one(engine, worker=worker)
+        except Exception:  # the database may be briefly unavailable; keep the worker alive
+            log.exception("worker loop error")
+            ran = False
+        if not ran:
+            _wakeup.wait(poll_seconds)
+            _wakeup.clear()

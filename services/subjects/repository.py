@@ -1,0 +1,27 @@
+"""Subject queries. Numbers are looked up only through their keyed hash."""
+
+from sqlmodel import Session, select
+
+from services.subjects.identity_numbers import SubjectNumber
+from services.subjects.models import Subject
+from services.subjects.protection import get_protector
+
+
+def find_subject(session: Session, *, number: SubjectNumber) -> Subject | None:
+    number_hash = get_protector().keyed_hash(number.value)
+    return session.exec(select(Subject).where(Subject.number_hash == number_hash)).first()
+
+
+def get_or_create_subject(session: Session, *, number: SubjectNumber, name: str) -> Subject:
+    """The subject for this number, created (encrypted, hashed, masked) on first sight."""
+    subject = find_subject(session, number=number)
+    if subject is not None:
+        return subject
+    protector = get_protector()
+    subject = Subject(kind=number.subject_kind, number_type=number.type.value,
+                      number_hash=protector.keyed_hash(number.value),
+                      number_encrypted=protector.encrypt(number.value), number_masked=number.masked,
+                      name=name)
+    session.add(subject)
+    session.flush()
+    return subject
