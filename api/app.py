@@ -1,0 +1,66 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.logging import configure_logging
+from api.middleware import JsonTooLargeMiddleware, RequestContextMiddleware
+from api.routers import auth, cases, catalogue, certificates, files, health
+from services.config import get_settings
+from services.db import get_engine
+from services.outbox.registry import register_all_handlers
+from services.outbox.service import run_forever
+
+log = logging.getLogger("onestop")
+
+JSON_BODY_LIMIT = 1024 * 1024  # uploads set their own, larger limit on the route
+
+DESCRIPTION = """onestop — 一网通办 backend: citizens apply from the WeChat mini-program, service points
+process cases, approved cases produce signed e-certificates anyone can verify.
+
+Errors always have the body `{"error": code, "message": text, "detail": ...}`."""
+
+
+def create_app(*, start_worker: bool | None = None) -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    register_all_handlers()
+    if start_worker is None:
+        start_worker = settings.run_worker_in_server
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        stop = threading.Event()
+        thread = None
+        if start_worker:
+            thread = threading.Thread(target=run_forever, name="onestop-worker", daemon=True,
+                                      kwargs={"engine": get_engine(), "stop": stop,
+                                              "poll_seconds": settings.worker_poll_seconds})
+            thread.start()
+            log.info("worker started inside the server process")
+        yield
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    app = FastAPI(title="onestop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(JsonTooLargeMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    prefix = "/api/v1"
+    for router in (auth.router, catalogue.router, cases.router, files.router, certificates.router,
+                   certificates.public):
+        app.include_router(router, prefix=prefix, max_body_size=JSON_BODY_LIMIT)
+
+    if settings.demo and not settings.wechat_base_url:
+        from services.wechat.fake_server import create_fake_wechat_app
+
+        app.mount("/fake-wechat", create_fake_wechat_app(appid=settings.wechat_appid, secret=settings.wechat_secret))
+    return app

@@ -1,0 +1,68 @@
+"""Dependencies: the database session, the current principal, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from services.accounts import tokens
+from services.accounts.principal import Principal
+from services.accounts.service import load_principal
+from services.db import get_engine
+from services.errors import Forbidden, OnestopError
+from services.wechat.client import WeChatClient, get_wechat_client
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_session() -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error
+    (unless the error says its changes must stick)."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except OnestopError as error:
+            if error.keep_changes:
+                session.commit()
+            else:
+                session.rollback()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_claims(request: Request,
+               credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> tokens.AccessClaims:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise tokens.InvalidToken("缺少登录凭证", code="missing_token")
+    claims = tokens.decode_access_token(credentials.credentials)
+    request.state.claims = claims
+    return claims
+
+
+def current_principal(claims: tokens.AccessClaims = Depends(get_claims),
+                      session: Session = Depends(get_session)) -> Principal:
+    if tokens.is_access_token_revoked(session, jti=claims.jti):
+        raise tokens.InvalidToken()
+    return load_principal(session, principal_key=claims.principal)
+
+
+def require_citizen(principal: Principal = Depends(current_principal)) -> Principal:
+    if principal.kind != "citizen":
+        raise Forbidden("仅限群众账号", code="citizen_only")
+    return principal
+
+
+def require_staff(principal: Principal = Depends(current_principal)) -> Principal:
+    if principal.kind != "staff":
+        raise Forbidden("仅限工作人员账号", code="staff_only")
+    return principal
+
+
+def wechat_client() -> WeChatClient:
+    return get_wechat_client()

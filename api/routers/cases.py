@@ -1,0 +1,108 @@
+"""Cases: submit, read, list, act."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import Session
+
+from api.deps import current_principal, get_session
+from api.errors import errors
+from services.accounts.principal import Principal
+from services.cases import service
+
+router = APIRouter(tags=["cases"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Representative(_Body):
+    id_number: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=50)
+
+
+class PersonApplicant(_Body):
+    kind: Literal["person"]
+    id_number: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=50)
+    phone: str | None = Field(default=None, pattern=r"^1\d{10}$")
+
+
+class OrganizationApplicant(_Body):
+    kind: Literal["organization"]
+    credit_code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=100)
+    legal_representative: Representative | None = None
+    phone: str | None = Field(default=None, pattern=r"^1\d{10}$")
+
+
+class MaterialRef(_Body):
+    code: str = Field(min_length=1, max_length=64)
+    file_id: str | None = Field(default=None, max_length=36)
+    certificate_id: str | None = Field(default=None, max_length=36)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "MaterialRef":
+        if (self.file_id is None) == (self.certificate_id is None):
+            raise ValueError("give exactly one of file_id and certificate_id")
+        return self
+
+
+class SubmitCase(_Body):
+    matter_code: str = Field(min_length=1, max_length=64, examples=["residence-certificate"])
+    applicant: Annotated[PersonApplicant | OrganizationApplicant, Field(discriminator="kind")]
+    region_code: str = Field(pattern=r"^\d{12}$", examples=["361130102201"])
+    form: dict[str, Any] = Field(default_factory=dict,
+                                 examples=[{"address": "婺源县紫阳镇…", "since": "2020-05", "purpose": "子女入学"}])
+    materials: list[MaterialRef] = Field(default_factory=list, max_length=50)
+    consent_id: str | None = Field(default=None, max_length=36)
+
+
+class CaseAction(_Body):
+    action: str = Field(min_length=1, max_length=40, examples=["accept"])
+    version: int = Field(ge=1, examples=[1])
+    comment: str | None = Field(default=None, max_length=2000)
+    payload: dict[str, Any] | None = None
+
+
+@router.post("/cases", status_code=status.HTTP_201_CREATED, summary="Submit an application",
+             responses=errors(401, 403, 404, 409, 422))
+def submit_case(body: SubmitCase, principal: Principal = Depends(current_principal),
+                session: Session = Depends(get_session),
+                idempotency_key: str | None = Header(default=None, max_length=200, alias="Idempotency-Key"),
+                ) -> dict[str, Any]:
+    case, _replayed = service.submit_case(session, principal=principal, body=body.model_dump(mode="json"),
+                                          idempotency_key=idempotency_key)
+    return service.case_view(session, case)
+
+
+@router.get("/cases", summary="The caller's cases (own, assisted, queue or region)", responses=errors(401, 422))
+def list_cases(state: str | None = Query(default=None, max_length=20),
+               cursor: str | None = Query(default=None, max_length=300),
+               principal: Principal = Depends(current_principal),
+               session: Session = Depends(get_session)) -> dict[str, Any]:
+    return service.list_cases(session, principal=principal, state=state, cursor=cursor)
+
+
+@router.get("/cases/{case_id}", summary="A case with its history", responses=errors(401, 404))
+def get_case(case_id: str, principal: Principal = Depends(current_principal),
+             session: Session = Depends(get_session)) -> dict[str, Any]:
+    return service.case_view(session, service.get_case(session, principal=principal, case_id=case_id))
+
+
+@router.get("/cases/{case_id}/actions", summary="What the caller may do with the case now",
+            responses=errors(401, 404))
+def case_actions(case_id: str, principal: Principal = Depends(current_principal),
+                 session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+    return service.available_actions_for(session, principal=principal, case_id=case_id)
+
+
+@router.post("/cases/{case_id}/actions", summary="Take an action (accept, approve, …) on a case",
+             responses=errors(401, 403, 404, 409, 422))
+def act(case_id: str, body: CaseAction, principal: Principal = Depends(current_principal),
+        session: Session = Depends(get_session)) -> dict[str, Any]:
+    case = service.act(session, principal=principal, case_id=case_id, action=body.action, version=body.version,
+                       comment=body.comment, payload=body.payload)
+    return service.case_view(session, case)
