@@ -1,18 +1,57 @@
 """Test configuration.
 
-Every test session gets a fresh database built by the Alembic migrations (never create_all):
-SQLite in a temporary folder by default, or the PostgreSQL database named by
-ONESTOP_TEST_DATABASE_URL (its public schema is dropped and recreated first).
+The whole test session runs against one fresh database built by the Alembic migrations (never
+create_all): SQLite in a temporary folder by default, or the PostgreSQL database named by
+ONESTOP_TEST_DATABASE_URL (its public schema is dropped and recreated first). Redis is used
+when ONESTOP_TEST_REDIS_URL is set.
+
+Settings are read from the environment once, so the environment is set here, at import, before
+any project module reads it. The shipped fake WeChat server runs as a real HTTP server on a
+free loopback port for the whole session.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-_TMP_VAR = Path(os.environ.get("ONESTOP_TEST_VAR_DIR", "")) if os.environ.get("ONESTOP_TEST_VAR_DIR") else None
+VAR_DIR = Path(tempfile.mkdtemp(prefix="onestop-test-"))
+DATABASE_URL = os.environ.get("ONESTOP_TEST_DATABASE_URL") or f"sqlite:///{VAR_DIR / 'test.db'}"
+
+os.environ.update({
+    "ONESTOP_VAR_DIR": str(VAR_DIR),
+    "ONESTOP_DATABASE_URL": DATABASE_URL,
+    "ONESTOP_DEMO": "true",
+    "ONESTOP_RUN_WORKER_IN_SERVER": "false",
+    "ONESTOP_LOG_LEVEL": "INFO",
+    "ONESTOP_PUBLIC_BASE_URL": "http://testserver",
+})
+if os.environ.get("ONESTOP_TEST_REDIS_URL"):
+    os.environ["ONESTOP_REDIS_URL"] = os.environ["ONESTOP_TEST_REDIS_URL"]
+else:
+    os.environ.pop("ONESTOP_REDIS_URL", None)
+
+_fake_wechat_stop = None
+
+
+def pytest_configure(config) -> None:
+    global _fake_wechat_stop
+    from services.wechat.fake_server import create_fake_wechat_app, serve_in_thread
+
+    app = create_fake_wechat_app(appid="wxdemo0000000000", secret="demo-secret")
+    base_url, _fake_wechat_stop = serve_in_thread(app)
+    os.environ["ONESTOP_WECHAT_BASE_URL"] = base_url
+    config.fake_wechat_app = app
+
+
+def pytest_unconfigure(config) -> None:
+    if _fake_wechat_stop is not None:
+        _fake_wechat_stop()
+    shutil.rmtree(VAR_DIR, ignore_errors=True)
 
 
 def _reset_postgres(url: str) -> None:
@@ -26,29 +65,26 @@ def _reset_postgres(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_var_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("var")
+def database_url() -> str:
+    """The session's freshly migrated database."""
+    from services.migrate import upgrade_to_head
+
+    if DATABASE_URL.startswith("postgresql"):
+        _reset_postgres(DATABASE_URL)
+    upgrade_to_head(DATABASE_URL)
+    return DATABASE_URL
 
 
 @pytest.fixture(scope="session")
-def database_url(test_var_dir: Path) -> str:
-    """A freshly migrated database for this test session."""
-    from services.migrate import upgrade_to_head
-
-    url = os.environ.get("ONESTOP_TEST_DATABASE_URL") or f"sqlite:///{test_var_dir / 'test.db'}"
-    if url.startswith("postgresql"):
-        _reset_postgres(url)
-    upgrade_to_head(url)
-    return url
+def test_var_dir() -> Path:
+    return VAR_DIR
 
 
 @pytest.fixture(scope="session")
 def engine(database_url: str):
-    from services.db import make_engine
+    from services.db import get_engine
 
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
+    return get_engine()
 
 
 @pytest.fixture
@@ -63,3 +99,9 @@ def session(engine):
     session.close()
     transaction.rollback()
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def fake_wechat(pytestconfig):
+    """The fake WeChat server's state (issued codes, sent messages, tokens)."""
+    return pytestconfig.fake_wechat_app.state.fake

@@ -1,0 +1,67 @@
+"""The outbox: jobs written in the caller's transaction, run once, retried after failure."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from sqlmodel import Session, select
+
+from services.outbox import service as outbox
+from services.outbox.models import OutboxJob
+
+
+def _kind() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_rolled_back_transaction_leaves_no_job(engine):
+    kind = _kind()
+    with Session(engine) as session:
+        outbox.enqueue(session, kind=kind, payload={})
+        session.rollback()
+    with Session(engine) as session:
+        assert session.exec(select(OutboxJob).where(OutboxJob.kind == kind)).first() is None
+
+
+def test_each_job_runs_once_with_several_workers_racing(engine):
+    kind = _kind()
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    @outbox.handler(kind)
+    def record(_session, payload):
+        with lock:
+            ran.append(payload["n"])
+
+    with Session(engine) as session:
+        for n in range(30):
+            outbox.enqueue(session, kind=kind, payload={"n": n}, dedupe_key=f"{kind}:{n}")
+        outbox.enqueue(session, kind=kind, payload={"n": 0}, dedupe_key=f"{kind}:0")  # deduplicated
+        session.commit()
+    threads = [threading.Thread(target=outbox.run_until_idle, args=(engine,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(ran) == list(range(30))
+
+
+def test_a_failing_job_is_kept_and_retried_later(engine):
+    kind = _kind()
+    attempts = []
+
+    @outbox.handler(kind)
+    def flaky(_session, payload):
+        attempts.append(1)
+        raise RuntimeError("downstream unavailable")
+
+    with Session(engine) as session:
+        outbox.enqueue(session, kind=kind, payload={})
+        session.commit()
+    outbox.run_until_idle(engine)
+    with Session(engine) as session:
+        job = session.exec(select(OutboxJob).where(OutboxJob.kind == kind)).one()
+        assert job.state == "pending" and job.attempts == 1 and "downstream unavailable" in job.last_error
+        assert job.run_after > job.created_at  # backed off, not spinning
+    assert len(attempts) == 1
