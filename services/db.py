@@ -49,9 +49,12 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_connection, _record):
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # The default rollback journal, not WAL: every transaction takes the write lock at
+            # BEGIN anyway (below), so WAL would add no concurrency, and its shared-memory file
+            # was seen deleted under live connections when another process (the CLI, a separate
+            # worker) closed the database, failing new connections with SQLITE_IOERR_SHORT_READ.
             cursor.close()
 
         @event.listens_for(engine, "begin")

@@ -105,3 +105,25 @@ def session(engine):
 def fake_wechat(pytestconfig):
     """The fake WeChat server's state (issued codes, sent messages, tokens)."""
     return pytestconfig.fake_wechat_app.state.fake
+
+
+@pytest.fixture(scope="session")
+def seeded(database_url):
+    """The demo county, committed once for the session."""
+    from services.db import session_scope
+    from services.demo.seed import seed_demo
+
+    with session_scope() as session:
+        seed_demo(session)
+    return True
+
+
+@pytest.fixture(scope="session")
+def client(seeded):
+    """The app without its in-process worker: tests run jobs with tests.support.run_jobs."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(start_worker=False), raise_server_exceptions=False) as test_client:
+        yield test_client

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from services.cases.models import Case, CaseEvent
 from services.files.models import StoredFile
-from tests.api.conftest import (MINIMAL_PDF, auth, citizen_token, residence_application, submit, upload_pdf,
+from tests.support import (MINIMAL_PDF, auth, citizen_token, residence_application, submit, upload_pdf,
                                 verified_citizen)
 
 
@@ -82,7 +82,7 @@ def test_id_number_rejections_say_why(client):
 
 
 def test_someone_elses_number_is_refused(client, applicant):
-    from tests.api.conftest import make_id_number
+    from tests.support import make_id_number
 
     token, _, file_id = applicant
     _is_error(submit(client, token, residence_application(make_id_number(), file_id)), 403, "applicant_not_self")
@@ -91,7 +91,7 @@ def test_someone_elses_number_is_refused(client, applicant):
 def test_unverified_citizen_cannot_apply(client):
     token = citizen_token(client)
     file_id = upload_pdf(client, token)
-    from tests.api.conftest import make_id_number
+    from tests.support import make_id_number
 
     _is_error(submit(client, token, residence_application(make_id_number(), file_id)), 403, "real_name_required")
 

@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import inspect, text
 
-from tests.api.conftest import (WITH_STATION, act, auth, residence_application, run_jobs, staff_token, submit,
+from tests.support import (WITH_STATION, act, auth, residence_application, run_jobs, staff_token, submit,
                                 upload_pdf, verified_citizen)
 
 

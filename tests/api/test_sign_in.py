@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.api.conftest import auth, citizen_token, make_id_number, staff_token, verified_citizen
+from tests.support import auth, citizen_token, make_id_number, staff_token, verified_citizen
 
 
 def _login(client, name: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from services.cases.models import CaseEvent
 from services.cases.service import verify_chain
-from tests.api.conftest import (WITH_STATION, WITHOUT_STATION, act, auth, residence_application, run_jobs,
+from tests.support import (WITH_STATION, WITHOUT_STATION, act, auth, residence_application, run_jobs,
                                 staff_token, submit, upload_pdf, verified_citizen)
 
 

@@ -258,6 +258,7 @@ def measure(processes: Processes, name: str, url: str, *, load: Load, script: Pa
             args_for: Any = None) -> dict[str, Any]:
     """Warm-up run (discarded), then the measured run. `args_for(phase)` gives the script
     arguments of each phase ("warmup", "measure")."""
+    load_average = os.getloadavg()
     if load.warmup > 0:
         warm = run_wrk(processes, url, load=load, seconds=load.warmup, script=script,
                        script_args=args_for("warmup") if args_for else None)
@@ -269,6 +270,7 @@ def measure(processes: Processes, name: str, url: str, *, load: Load, script: Pa
         f"  errors {result.errors}{flag}")
     summary = {key: value for key, value in asdict(result).items() if key != "raw"}
     summary["errors"] = result.errors
+    summary["loadavg_before"] = [round(value, 2) for value in load_average]  # 1/5/15 min: was the machine busy?
     summary["wrk_output"] = result.raw
     return summary
 
@@ -287,7 +289,9 @@ def _lua(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "{" + ", ".join(_lua(item) for item in value) + "}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"[{_lua(str(key))}] = {_lua(item)}" for key, item in value.items()) + "}"
+        if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)) for key in value):
+            raise ValueError("Lua table keys must be identifiers")
+        return "{" + ", ".join(f"{key} = {_lua(item)}" for key, item in value.items()) + "}"
     raise TypeError(type(value))
 
 
@@ -361,6 +365,7 @@ class Api:
         import httpx
 
         self.client = httpx.Client(base_url=base_url, timeout=120)
+        self.server: subprocess.Popen | None = None
         self.read_after_write_retries: dict[str, int] = {}
 
     def close(self) -> None:
@@ -574,6 +579,8 @@ def probe(api: Api, method: str, path: str, *, token: str | None = None, body: A
           headers: dict[str, str] | None = None) -> dict[str, Any]:
     """One request like wrk's, to check the set-up and to show what an error looks like."""
     all_headers = dict(headers or {})
+    if api.server is not None and api.server.poll() is not None:
+        return {"status": None, "ms": None, "body": f"the server is gone (exit {api.server.returncode})"}
     if token:
         all_headers.update(api.auth(token))
     started = time.perf_counter()
@@ -615,6 +622,7 @@ def run_project(processes: Processes, *, load: Load, env: dict[str, str], logs: 
     server = processes.start("project", uvicorn_argv("api.asgi:app", port), env=env, log_path=log_path)
     base = f"http://127.0.0.1:{port}"
     api = Api(base)
+    api.server = server
     results: dict[str, Any] = {"_server_log": str(log_path)}
     try:
         wait_until_ready(f"{base}/readyz", server, log_path=log_path)
@@ -631,9 +639,15 @@ def run_project(processes: Processes, *, load: Load, env: dict[str, str], logs: 
         bound_rps = max(insert_rps, 50.0) * 1.15  # writes can't beat a bare one-row insert
         threads = load.threads
 
+        def alive(step: str) -> None:
+            if server.poll() is not None:
+                raise RuntimeError(f"the project server exited with {server.returncode} during {step} "
+                                   f"(negative: killed by that signal); log {log_path}:\n{tail(log_path)}")
+
         def record(name: str, outcome: dict[str, Any], before: dict[str, Any], after: dict[str, Any] | None) -> None:
+            alive(name)
             outcome["probe_before"], outcome["probe_after"] = before, after
-            if before["status"] >= 300:
+            if before["status"] is None or before["status"] >= 300:
                 shout(f"{name}: the probe request before the run failed: {before}")
             if outcome["errors"]:
                 shout(f"{name}: {outcome['errors']} failed requests (non-2xx {outcome['non_2xx']}, "

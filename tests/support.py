@@ -1,4 +1,4 @@
-"""API test helpers: a seeded demo database, a TestClient, and small sign-in helpers."""
+"""Test helpers: sign-in, uploads, applications, actions (the fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import itertools
 import random
 import uuid
 
-import pytest
 from fastapi.testclient import TestClient
 
 from services.subjects.identity_numbers import mod11_2_check
@@ -25,24 +24,6 @@ def make_id_number(region: str = "361130", birth: str | None = None) -> str:
     birth = birth or f"19{_rng.randint(50, 99)}{_rng.randint(1, 12):02d}{_rng.randint(1, 28):02d}"
     body = f"{region}{birth}{_rng.randint(0, 999):03d}"
     return body + mod11_2_check(body)
-
-
-@pytest.fixture(scope="session")
-def seeded(database_url):
-    from services.db import session_scope
-    from services.demo.seed import seed_demo
-
-    with session_scope() as session:
-        seed_demo(session)
-    return True
-
-
-@pytest.fixture(scope="session")
-def client(seeded):
-    from api.app import create_app
-
-    with TestClient(create_app(start_worker=False), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def run_jobs() -> int:
