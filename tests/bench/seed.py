@@ -38,6 +38,7 @@ the demo passwords live there.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
@@ -501,26 +502,28 @@ def seed_subjects(engine, dbapi_connection, *, count: int, rng: random.Random, n
         account_start = connection.execute(text("SELECT COALESCE(MAX(id), 0) FROM citizen_accounts")).scalar_one() + 1
     first_birth = date(1940, 1, 1)
     days = (date(2005, 12, 31) - first_birth).days
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     subjects: list[_Subject] = []
-    subject_rows, account_rows = [], []
-    for index, code in enumerate(rng.sample(range(days * 1000), count)):
-        region = "361130" if rng.random() < 0.85 else rng.choice(region_prefixes)
-        number = id_number(region, first_birth + timedelta(days=code // 1000), code % 1000)
-        name = person_name(rng)
-        created = now - timedelta(days=800) + timedelta(seconds=rng.uniform(0, 30 * 86400))
-        subject_id, account_id = subject_start + index, account_start + index
-        number_hash = protector.keyed_hash(number)
-        subject_rows.append((subject_id, "person", "citizen_id", number_hash, protector.encrypt(number),
-                             mask_number(number), name, created))
-        openid = "o" + "".join(rng.choice(alphabet) for _ in range(27))
-        account_rows.append((account_id, openid, subject_id, created))
-        subjects.append(_Subject(id=subject_id, number_hash=number_hash, name=name,
-                                 principal=f"citizen:{account_id}", masked=mask_number(number)))
+    account_rows = []
+
+    def subject_rows():  # streamed into COPY: a million encrypted numbers need not sit in memory twice
+        for index, code in enumerate(rng.sample(range(days * 1000), count)):
+            region = "361130" if rng.random() < 0.85 else rng.choice(region_prefixes)
+            number = id_number(region, first_birth + timedelta(days=code // 1000), code % 1000)
+            name = person_name(rng)
+            created = now - timedelta(days=800) + timedelta(seconds=rng.uniform(0, 30 * 86400))
+            subject_id, account_id = subject_start + index, account_start + index
+            number_hash, masked = protector.keyed_hash(number), mask_number(number)
+            # WeChat openids look like "o" + 27 URL-safe characters
+            openid = "o" + base64.urlsafe_b64encode(rng.getrandbits(168).to_bytes(21, "big")).decode()[:27]
+            account_rows.append((account_id, openid, subject_id, created))
+            subjects.append(_Subject(id=subject_id, number_hash=number_hash, name=name,
+                                     principal=f"citizen:{account_id}", masked=masked))
+            yield (subject_id, "person", "citizen_id", number_hash, protector.encrypt(number), masked, name, created)
+
     postgres = _is_postgres(engine)
     bulk_insert(dbapi_connection, postgres=postgres, table="subjects",
                 columns=("id", "kind", "number_type", "number_hash", "number_encrypted", "number_masked", "name",
-                         "created_at"), rows=subject_rows)
+                         "created_at"), rows=subject_rows())
     bulk_insert(dbapi_connection, postgres=postgres, table="citizen_accounts",
                 columns=("id", "openid", "subject_id", "created_at"), rows=account_rows)
     return subjects
