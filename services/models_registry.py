@@ -1,14 +1,5 @@
 """Imports every domain's models so SQLModel.metadata knows all tables (Alembic, tests)."""
 
-import importlib
-import pkgutil
+from services.discovery import import_domain_modules
 
-import services
-
-for _module in pkgutil.iter_modules(services.__path__):
-    if _module.ispkg:
-        try:
-            importlib.import_module(f"services.{_module.name}.models")
-        except ModuleNotFoundError as error:
-            if error.name != f"services.{_module.name}.models":
-                raise
+import_domain_modules("models")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -22,6 +21,7 @@ from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.files.service import get_own_unattached_file
 from services.matters.service import get_matter, require_matter
 from services.outbox.service import enqueue
+from services.pagination import decode_cursor, encode_cursor
 from services.points.models import ServicePoint, Staff
 from services.routing.service import route
 from services.sequences.repository import next_value
@@ -396,24 +396,19 @@ def get_case(session: Session, *, principal: Principal, case_id: str) -> Case:
     return _load_case(session, principal=principal, case_id=case_id)
 
 
-def _encode_cursor(case: Case) -> str:
-    raw = json.dumps([case.submitted_at.astimezone(timezone.utc).isoformat(), case.id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _decode_case_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        moment, case_id = json.loads(raw)
+        moment, case_id = decode_cursor(cursor)
         return datetime.fromisoformat(moment), str(case_id)
-    except (ValueError, TypeError, UnicodeDecodeError) as error:
+    except (ValueError, TypeError) as error:
         raise InvalidInput("分页游标无效", detail=[_field_error("cursor", "invalid")]) from error
 
 
 def list_cases(session: Session, *, principal: Principal, state: str | None, cursor: str | None) -> dict[str, Any]:
-    before = _decode_cursor(cursor) if cursor else None
+    before = _decode_case_cursor(cursor) if cursor else None
     cases = repository.list_visible_cases(session, principal=principal, state=state, before=before,
                                           limit=PAGE_SIZE + 1)
     page = cases[:PAGE_SIZE]
     return {"items": [case_view(session, case, with_history=False) for case in page],
-            "next_cursor": _encode_cursor(page[-1]) if len(cases) > PAGE_SIZE else None}
+            "next_cursor": (encode_cursor([page[-1].submitted_at.astimezone(timezone.utc).isoformat(), page[-1].id])
+                            if len(cases) > PAGE_SIZE else None)}

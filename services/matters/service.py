@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from services.errors import InvalidInput, NotFound
+from services.pagination import decode_cursor, encode_cursor
 from workflows.catalogue import Matter, default_catalogue
 
 
@@ -34,21 +34,10 @@ def require_matter(code: str) -> Matter:
     return matter
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput("分页游标无效", detail=[{"field": "cursor", "reason": "invalid"}]) from error
-
-
 def list_matters(*, subject_kind: str | None = None, q: str | None = None, cursor: str | None = None,
                  limit: int = 20) -> dict[str, Any]:
     """Matters in code order, filtered by who may apply and by a name search."""
-    after = decode_cursor(cursor) if cursor else ""
+    after = str(decode_cursor(cursor)) if cursor else ""
     items = []
     for code in sorted(default_catalogue().matters):
         matter = default_catalogue().matters[code]

@@ -129,3 +129,16 @@ def test_the_applicant_may_withdraw_before_a_decision(client):
     assert [a["action"] for a in actions] == ["withdraw"]
     withdrawn = act(client, token, case, "withdraw")
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
+
+
+def test_a_citizens_list_pages_with_a_cursor(client):
+    token, id_number = verified_citizen(client)
+    created = {submit(client, token, residence_application(id_number, upload_pdf(client, token))).json()["id"]
+               for _ in range(21)}
+    first = client.get("/api/v1/cases", headers=auth(token)).json()
+    assert len(first["items"]) == 20 and first["next_cursor"]
+    second = client.get("/api/v1/cases", params={"cursor": first["next_cursor"]}, headers=auth(token)).json()
+    assert second["next_cursor"] is None
+    assert {item["id"] for item in first["items"] + second["items"]} == created
+    bad = client.get("/api/v1/cases", params={"cursor": "%%%"}, headers=auth(token))
+    assert bad.status_code == 422 and bad.json()["error"] == "validation_error"
