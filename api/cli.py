@@ -18,6 +18,17 @@ app = typer.Typer(help="onestop — 一网通办 backend: server, worker, databa
 err = Console(stderr=True)
 
 
+def _register_command_groups() -> None:
+    from api import cli_audit, cli_certificates, cli_matters
+
+    app.add_typer(cli_matters.app, name="matters", help="Check and draw the matter catalogue.")
+    app.add_typer(cli_audit.app, name="audit", help="Verify the tamper-evident case histories.")
+    app.add_typer(cli_certificates.app, name="certificates", help="Certificate registry and PKI operations.")
+
+
+_register_command_groups()
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=False)
