@@ -18,9 +18,7 @@ from services.wechat.client import WeChatClient, get_wechat_client
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_session() -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error
-    (unless the error says its changes must stick)."""
+def _transaction() -> Iterator[Session]:
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
@@ -34,6 +32,13 @@ def get_session() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+async def get_session(session: Session = Depends(_transaction, scope="function")) -> Session:
+    """One transaction per request: committed when the route function returns and BEFORE the
+    response is sent (so whatever a response announces is already there for the client's next
+    call), rolled back on error unless the error says its changes must stick."""
+    return session
 
 
 def get_claims(request: Request,

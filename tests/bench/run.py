@@ -355,7 +355,7 @@ class Api:
 
     Writes are retried for a short while when the next request does not see them yet: the
     project commits a request's transaction only after the response has been sent (see
-    README.md, "Known problems"), so a client that acts on an answer at once can find the row
+    README.md, "Caveats"), so a client that acts on an answer at once can find the row
     not there yet. Every such retry is counted in `read_after_write_retries`.
     """
 
@@ -738,8 +738,8 @@ def run_project(processes: Processes, *, load: Load, env: dict[str, str], logs: 
     finally:
         results["_read_after_write_retries"] = dict(api.read_after_write_retries)
         if api.read_after_write_retries:
-            say(f"  preparation had to wait for its own writes: {api.read_after_write_retries} (see README, "
-                "'Known problems')")
+            say(f"  preparation had to wait for its own writes: {api.read_after_write_retries} (see "
+                "tests/bench/README.md, Caveats)")
         api.close()
         processes.stop("project")
     return results
