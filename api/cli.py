@@ -91,10 +91,12 @@ def import_regions(file: Path = typer.Argument(..., exists=True, dir_okay=False,
     """Upsert administrative regions from a file; codes missing from it are marked inactive."""
     from services.db import session_scope
     from services.regions.importer import import_regions as run_import
+    from services.routing.index import mark_changed
 
     with _progress() as progress, session_scope() as session:
         report = _reporter(progress)
         result = run_import(session, file, progress=lambda done, total: report("regions", done, total))
+        mark_changed(session)
     err.print(f"[green]imported[/] {result}")
 
 

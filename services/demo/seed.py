@@ -21,6 +21,7 @@ from services.keys import load_or_create_secret
 from services.points.models import ServicePoint, Staff
 from services.regions.importer import default_regions_file, import_regions
 from services.regions.repository import children, get_region
+from services.routing.index import mark_changed
 
 DEMO_COUNTY = "361130000000"  # 婺源县, 上饶市, 江西省
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕"
@@ -103,6 +104,7 @@ def seed_demo(session: Session, *, progress: Progress | None = None) -> dict[str
             if progress:
                 progress("staff", done, total)
     session.flush()
+    mark_changed(session)
     return {"seeded": True, "regions": report.rows, "service_points": len(plan), "staff": total}
 
 

@@ -8,10 +8,9 @@ from sqlmodel import Session
 
 from services.errors import InvalidInput
 from services.points.models import ServicePoint, Staff
-from services.points.repository import active_points_in, clerk_loads
-from services.regions.repository import ancestors, get_region
+from services.points.repository import clerk_loads
+from services.routing.index import get_index
 
-LEVEL_ORDER = ("village", "town", "county")
 LEVEL_LABELS = {"village": "村级", "town": "乡镇级", "county": "县级"}
 POINT_KINDS = {"village": "便民服务站", "town": "便民服务中心", "county": "政务服务中心"}
 
@@ -41,30 +40,18 @@ class RoutingDecision:
 def route(session: Session, *, handle_level: str, region_code: str) -> RoutingDecision:
     """The point at the matter's deciding level whose region contains the applicant's region;
     where that level has no point, the next level up. Then the least-loaded clerk."""
-    region = get_region(session, code=region_code)
-    if region is None:
+    decision = get_index(session).decide(handle_level=handle_level, region_code=region_code)
+    if decision.region is None:
         raise UnknownRegion(detail=[{"field": "region_code", "reason": "unknown"}])
-    if not region.active:
+    if not decision.region.active:
         raise InactiveRegion(detail=[{"field": "region_code", "reason": "inactive"}])
-    chain = [*ancestors(session, code=region_code), region]
-    names = {item.code: item.name for item in chain}
-    points = active_points_in(session, region_codes=list(names))
-    by_level: dict[str, ServicePoint] = {}
-    for candidate in points:
-        by_level.setdefault(candidate.level, candidate)
-
-    start = LEVEL_ORDER.index(handle_level)
-    reason = [f"{LEVEL_LABELS[handle_level]}办理事项；申请人所在地 {region.code} {region.name}"]
-    point = None
-    for level in LEVEL_ORDER[start:]:
-        point = by_level.get(level)
-        if point is not None:
-            break
-        reason.append(f"当地未设{POINT_KINDS[level]}，上移一级")
-    if point is None:
+    if decision.point is None:
         raise NoHandlingPoint(detail={"handle_level": handle_level, "region_code": region_code,
-                                      "searched_levels": list(LEVEL_ORDER[start:])})
-    reason.append(f"属于 {names.get(point.region_code, point.region_code)} → {point.name}")
+                                      "searched_levels": list(decision.skipped_levels)})
+    reason = [f"{LEVEL_LABELS[handle_level]}办理事项；申请人所在地 {region_code} {decision.region.name}"]
+    reason += [f"当地未设{POINT_KINDS[level]}，上移一级" for level in decision.skipped_levels]
+    reason.append(f"属于 {decision.point_region_name} → {decision.point.name}")
+    point = session.get(ServicePoint, decision.point.id)
 
     assignee = None
     if point.routing_mode == "assign":
