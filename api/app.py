@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.logging import configure_logging
 from api.middleware import JsonTooLargeMiddleware, RequestContextMiddleware
-from api.routers import auth, cases, catalogue, certificates, files, health
+from api.routers import admin_matters, auth, cases, catalogue, certificates, files, health
 from services.config import get_settings
 from services.db import get_engine
+from services.matters.service import ensure_catalogue_loads
 from services.outbox.registry import register_all_handlers
 from services.outbox.service import run_forever
 
@@ -30,6 +31,7 @@ Errors always have the body `{"error": code, "message": text, "detail": ...}`.""
 def create_app(*, start_worker: bool | None = None) -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
+    ensure_catalogue_loads()  # refuse to start with a broken catalogue rather than serve half of it
     register_all_handlers()
     if start_worker is None:
         start_worker = settings.run_worker_in_server
@@ -55,8 +57,8 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     prefix = "/api/v1"
-    for router in (auth.router, catalogue.router, cases.router, files.router, certificates.router,
-                   certificates.public):
+    for router in (auth.router, catalogue.router, admin_matters.router, cases.router, files.router,
+                   certificates.router, certificates.public):
         app.include_router(router, prefix=prefix, max_body_size=JSON_BODY_LIMIT)
 
     if settings.demo and not settings.wechat_base_url:

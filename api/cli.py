@@ -49,10 +49,15 @@ def _reporter(progress: Progress):
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic migrations to head)."""
     from services.config import get_settings
+    from services.db import session_scope
+    from services.matters.service import sync_catalogue
     from services.migrate import upgrade_to_head
 
     upgrade_to_head(get_settings().resolved_database_url)
     err.print("[green]database is at the latest migration[/]")
+    with session_scope() as session:
+        report = sync_catalogue(session)
+    err.print(f"matter catalogue synced: {report}")
 
 
 @app.command("seed-demo")

@@ -3,6 +3,7 @@
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
@@ -64,7 +65,17 @@ class CaseAction(_Body):
     action: str = Field(min_length=1, max_length=40, examples=["accept"])
     version: int = Field(ge=1, examples=[1])
     comment: str | None = Field(default=None, max_length=2000)
-    payload: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = Field(default=None, examples=[
+        {"items": [{"material_code": "id-card", "problem": "身份证照片模糊，请重新上传正反面"},
+                   {"field": "since", "problem": "起始年月与租赁合同不一致"}]},
+        {"max_days": 10, "procedure": "现场核查"}, {"days": 3}, {"method": "mail", "tracking_number": "EMS1234567890"},
+        {"to_point_id": 2, "to_staff_id": 7}, {"materials": [{"code": "id-card", "file_id": "…"}]}])
+
+
+def _json(content: Any, status_code: int = 200) -> JSONResponse:
+    """The answer as it is: the service already built plain JSON values, so FastAPI's
+    re-validation and re-encoding of a large dict is skipped."""
+    return JSONResponse(content, status_code=status_code)
 
 
 @router.post("/cases", status_code=status.HTTP_201_CREATED, summary="Submit an application",
@@ -75,7 +86,7 @@ def submit_case(body: SubmitCase, principal: Principal = Depends(current_princip
                 ) -> dict[str, Any]:
     case, _replayed = service.submit_case(session, principal=principal, body=body.model_dump(mode="json"),
                                           idempotency_key=idempotency_key)
-    return service.case_view(session, case)
+    return _json(service.case_view(session, case, principal=principal), status.HTTP_201_CREATED)
 
 
 @router.get("/cases", summary="The caller's cases (own, assisted, queue or region)", responses=errors(401, 422))
@@ -83,26 +94,33 @@ def list_cases(state: str | None = Query(default=None, max_length=20),
                cursor: str | None = Query(default=None, max_length=300),
                principal: Principal = Depends(current_principal),
                session: Session = Depends(get_session)) -> dict[str, Any]:
-    return service.list_cases(session, principal=principal, state=state, cursor=cursor)
+    return _json(service.list_cases(session, principal=principal, state=state, cursor=cursor))
 
 
 @router.get("/cases/{case_id}", summary="A case with its history", responses=errors(401, 404))
 def get_case(case_id: str, principal: Principal = Depends(current_principal),
              session: Session = Depends(get_session)) -> dict[str, Any]:
-    return service.case_view(session, service.get_case(session, principal=principal, case_id=case_id))
+    return _json(service.get_case_view(session, principal=principal, case_id=case_id))
 
 
 @router.get("/cases/{case_id}/actions", summary="What the caller may do with the case now",
             responses=errors(401, 404))
 def case_actions(case_id: str, principal: Principal = Depends(current_principal),
                  session: Session = Depends(get_session)) -> list[dict[str, Any]]:
-    return service.available_actions_for(session, principal=principal, case_id=case_id)
+    return _json(service.available_actions_for(session, principal=principal, case_id=case_id))
 
 
 @router.post("/cases/{case_id}/actions", summary="Take an action (accept, approve, …) on a case",
+             description="Actions: accept, refuse (comment), request_correction (comment, payload.items: the "
+                         "complete 一次性告知 list), supplement (applicant: payload.materials / payload.form), "
+                         "withdraw, suspend (comment, payload.max_days), resume, extend (comment, payload.days; "
+                         "once, within the legal limit, else 422 extension_not_allowed), review steps, approve, "
+                         "deny (comment), complete, deliver (payload.method: window | mail | online), "
+                         "claim (a clerk takes an unassigned case), transfer (supervisor: comment, "
+                         "payload.to_point_id / to_staff_id).",
              responses=errors(401, 403, 404, 409, 422))
 def act(case_id: str, body: CaseAction, principal: Principal = Depends(current_principal),
         session: Session = Depends(get_session)) -> dict[str, Any]:
     case = service.act(session, principal=principal, case_id=case_id, action=body.action, version=body.version,
                        comment=body.comment, payload=body.payload)
-    return service.case_view(session, case)
+    return _json(service.case_view(session, case, principal=principal))

@@ -1,25 +1,40 @@
-"""Access tokens (ES256 JWTs, algorithm pinned) and rotating refresh tokens."""
+"""Access tokens (ES256 JWTs, algorithm pinned) and rotating refresh tokens.
+
+Revocation: every access token handed out is recorded by its id (`jti`, random), so logout,
+the reuse of a refresh token (which ends its whole family) and a password change (which ends
+every session of the account) can revoke exactly the tokens concerned. The denylist lives in
+Redis when configured — a key per jti that expires with the token, checked on every request by
+every API process — and always in the database too, which is the durable record and the
+answer when Redis is not configured or does not answer.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from cryptography.hazmat.primitives import serialization
 from jose import JWTError, jwt
+from redis.exceptions import RedisError
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from services.accounts.models import RefreshToken, RevokedAccessToken
+from services.accounts.models import IssuedAccessToken, RefreshToken, RevokedAccessToken
 from services.config import get_settings
 from services.db import utcnow
 from services.errors import Unauthorized
 from services.keys import load_or_create_ec_private_key
+from services.ratelimit.connection import redis_client
+
+log = logging.getLogger("onestop.accounts")
 
 ALGORITHM = "ES256"
+_REVOKED_PREFIX = "onestop:revoked-jti:"
 
 
 class InvalidToken(Unauthorized):
@@ -39,6 +54,7 @@ class AccessClaims:
     jti: str
     expires_at: int
     family: str  # the refresh-token family issued with it, so logout ends both
+    issued_at: int = 0
 
     @property
     def kind(self) -> str:
@@ -65,22 +81,29 @@ def public_key_pem() -> str:
     return _keys()[1]
 
 
-def issue_access_token(*, principal: str, roles: tuple[str, ...], family: str) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds."""
+def issue_access_token(*, principal: str, roles: tuple[str, ...], family: str,
+                       session: Session | None = None) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds. With a session, the token's id is
+    recorded so that it can be revoked with its family or its account."""
     settings = get_settings()
     lifetime = settings.access_token_minutes * 60
     now = utcnow()
+    expires = now + timedelta(seconds=lifetime)
+    jti = str(uuid.uuid4())
     claims = {
         "sub": principal,
         "roles": list(roles),
-        "jti": str(uuid.uuid4()),
+        "jti": jti,
         "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
+        "exp": int(expires.timestamp()),
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "typ": "access",
         "fam": family,
     }
+    if session is not None:
+        session.add(IssuedAccessToken(jti=jti, family=family, principal=principal, issued_at=now,
+                                      expires_at=expires))
     return jwt.encode(claims, _keys()[0], algorithm=ALGORITHM), lifetime
 
 
@@ -88,18 +111,28 @@ def decode_access_token(token: str) -> AccessClaims:
     """Verify signature (ES256 only: `alg: none` and HS256-with-the-public-key are refused),
     expiry, issuer and audience."""
     settings = get_settings()
+    if not isinstance(token, str) or len(token) > 4096:
+        raise InvalidToken()
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != ALGORITHM:
             raise InvalidToken()
         claims = jwt.decode(token, _keys()[1], algorithms=[ALGORITHM], audience=settings.jwt_audience,
                             issuer=settings.jwt_issuer)
-    except JWTError as error:
+    except (JWTError, ValueError, TypeError, KeyError) as error:
         raise InvalidToken() from error
-    if claims.get("typ") != "access" or not isinstance(claims.get("sub"), str):
+    if (claims.get("typ") != "access" or not isinstance(claims.get("sub"), str)
+            or not isinstance(claims.get("jti"), str) or not isinstance(claims.get("exp"), int)):
         raise InvalidToken()
-    return AccessClaims(principal=claims["sub"], roles=tuple(claims.get("roles", [])), jti=claims["jti"],
-                        expires_at=int(claims["exp"]), family=str(claims.get("fam", "")))
+    kind, _, raw_id = claims["sub"].partition(":")
+    if kind not in ("citizen", "staff") or not raw_id.isdigit() or len(raw_id) > 18:
+        raise InvalidToken()
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise InvalidToken()
+    return AccessClaims(principal=claims["sub"], roles=tuple(roles), jti=claims["jti"],
+                        expires_at=int(claims["exp"]), family=str(claims.get("fam", "")),
+                        issued_at=int(claims.get("iat", 0)) if isinstance(claims.get("iat"), int) else 0)
 
 
 def _hash(token: str) -> str:
@@ -120,37 +153,109 @@ def issue_refresh_token(session: Session, *, principal: str, family: str) -> str
 
 def rotate_refresh_token(session: Session, *, token: str) -> tuple[str, str, str]:
     """Use a refresh token once: returns (principal, family, new refresh token). Reuse of an already used
-    token revokes its whole family (it was probably stolen)."""
-    record = session.get(RefreshToken, _hash(token))
+    token revokes its whole family (it was probably stolen) and the access tokens issued in it.
+
+    The use is one conditional UPDATE, so two requests racing with the same token cannot both
+    succeed: the second one sees it used, which counts as reuse."""
+    token_hash = _hash(token)
     now = utcnow()
-    if record is None or record.revoked_at is not None or record.expires_at <= now:
-        raise InvalidRefreshToken()
-    if record.used_at is not None:
+    used = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None),
+               RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
+        .values(used_at=now).execution_options(synchronize_session=False)).rowcount
+    record = session.get(RefreshToken, token_hash)
+    if used != 1:
+        if record is None or record.revoked_at is not None or record.expires_at <= now:
+            raise InvalidRefreshToken()
         revoke_family(session, family=record.family)
+        log.warning("refresh token reused: family revoked", extra={"principal": record.principal})
         error = InvalidRefreshToken(detail={"reason": "reused"})
         error.keep_changes = True
         raise error
-    record.used_at = now
-    session.add(record)
     new_token = issue_refresh_token(session, principal=record.principal, family=record.family)
     return record.principal, record.family, new_token
 
 
 def revoke_family(session: Session, *, family: str) -> None:
+    """End a refresh-token family: its refresh tokens and every access token issued in it."""
     now = utcnow()
-    for record in session.exec(select(RefreshToken).where(RefreshToken.family == family,
-                                                          RefreshToken.revoked_at.is_(None))):
-        record.revoked_at = now
-        session.add(record)
+    session.execute(update(RefreshToken).where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=now).execution_options(synchronize_session=False))
+    live = session.exec(select(IssuedAccessToken.jti, IssuedAccessToken.expires_at)
+                        .where(IssuedAccessToken.family == family, IssuedAccessToken.expires_at > now)).all()
+    _deny(session, [(jti, expires_at) for jti, expires_at in live])
+
+
+def revoke_principal(session: Session, *, principal: str, keep_family: str | None = None) -> None:
+    """End every session of an account (password change, deactivation), except `keep_family`."""
+    now = utcnow()
+    condition = (RefreshToken.principal == principal) & RefreshToken.revoked_at.is_(None)
+    if keep_family:
+        condition = condition & (RefreshToken.family != keep_family)
+    session.execute(update(RefreshToken).where(condition).values(revoked_at=now)
+                    .execution_options(synchronize_session=False))
+    query = select(IssuedAccessToken.jti, IssuedAccessToken.expires_at).where(
+        IssuedAccessToken.principal == principal, IssuedAccessToken.expires_at > now)
+    if keep_family:
+        query = query.where(IssuedAccessToken.family != keep_family)
+    _deny(session, [(jti, expires_at) for jti, expires_at in session.exec(query).all()])
 
 
 def revoke_access_token(session: Session, *, claims: AccessClaims) -> None:
-    from datetime import datetime, timezone
+    _deny(session, [(claims.jti, datetime.fromtimestamp(claims.expires_at, timezone.utc))])
 
-    if session.get(RevokedAccessToken, claims.jti) is None:
-        session.add(RevokedAccessToken(jti=claims.jti,
-                                       expires_at=datetime.fromtimestamp(claims.expires_at, timezone.utc)))
+
+def _deny(session: Session, tokens: list[tuple[str, datetime]]) -> None:
+    """Put access tokens on the denylist: in the database (durable), and in Redis when
+    configured, each key living exactly as long as its token."""
+    if not tokens:
+        return
+    known = set(session.exec(select(RevokedAccessToken.jti)
+                             .where(RevokedAccessToken.jti.in_([jti for jti, _ in tokens]))).all())
+    for jti, expires_at in tokens:
+        if jti not in known:
+            session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
+            known.add(jti)
+    client = redis_client()
+    if client is None:
+        return
+    now = utcnow()
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for jti, expires_at in tokens:
+                ttl_ms = int((expires_at - now).total_seconds() * 1000) + 1000
+                if ttl_ms > 0:
+                    pipe.set(_REVOKED_PREFIX + jti, "1", px=ttl_ms)
+            pipe.execute()
+    except RedisError as error:
+        # the database row is written; checks fall back to it while Redis does not answer
+        log.warning("token denylist: Redis unavailable", extra={"error": type(error).__name__})
 
 
 def is_access_token_revoked(session: Session, *, jti: str) -> bool:
+    """Whether an access token was revoked: Redis when configured (one round trip, shared by
+    all processes), else — or when Redis does not answer — the database."""
+    client = redis_client()
+    if client is not None:
+        try:
+            return bool(client.exists(_REVOKED_PREFIX + jti))
+        except RedisError as error:
+            log.warning("token denylist: Redis unavailable, asking the database",
+                        extra={"error": type(error).__name__})
     return session.get(RevokedAccessToken, jti) is not None
+
+
+def purge_expired(session: Session, *, now: datetime | None = None) -> dict[str, int]:
+    """Delete what can no longer matter: expired access-token records and denylist rows,
+    refresh tokens a day past their expiry."""
+    now = now or utcnow()
+    counts = {
+        "issued_access_tokens": session.execute(delete(IssuedAccessToken).where(IssuedAccessToken.expires_at < now)
+                                                .execution_options(synchronize_session=False)).rowcount,
+        "revoked_access_tokens": session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now)
+                                                 .execution_options(synchronize_session=False)).rowcount,
+        "refresh_tokens": session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now - timedelta(days=1))
+                                          .execution_options(synchronize_session=False)).rowcount,
+    }
+    return counts

@@ -1,9 +1,10 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field
 
+import services.bundles.models  # noqa: F401  (cases.bundle_case_id refers to its table)
 from services.db import SQLModel, UTCDateTime, utcnow
 
 
@@ -14,6 +15,14 @@ class Case(SQLModel, table=True):
     __table_args__ = (
         Index("ix_cases_handling_point_id_state", "handling_point_id", "state"),
         Index("ix_cases_subject_id_submitted_at", "subject_id", "submitted_at"),
+        # lists, newest first: a point's queue, a region (supervisor), an assisted applicant
+        Index("ix_cases_handling_point_id_submitted_at_id", "handling_point_id", "submitted_at", "id"),
+        Index("ix_cases_receiving_point_id_submitted_at_id", "receiving_point_id", "submitted_at", "id"),
+        Index("ix_cases_submitted_at_id", "submitted_at", "id"),
+        # the SLA sweep
+        Index("ix_cases_sla_state_due_date", "sla_state", "due_date"),
+        Index("ix_cases_sla_flag", "sla_flag"),
+        Index("ix_cases_escalation_level_escalated_at", "escalation_level", "escalated_at"),
     )
     id: str = Field(primary_key=True, max_length=36)
     number: str = Field(max_length=32, unique=True)
@@ -40,6 +49,37 @@ class Case(SQLModel, table=True):
     sla_state: str = Field(default="not_started", max_length=12)
     closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # The state a suspended case goes back to on `resume`.
+    previous_state: str | None = Field(default=None, max_length=20)
+    # While the clock is paused: the working days that were left to each deadline.
+    sla_days_left: int | None = None
+    sla_legal_days_left: int | None = None
+    sla_paused_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    suspend_until: date | None = None  # the last working day of a suspension's maximum length
+    extension_days: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # The complete 一次性告知 list of the latest correction request.
+    correction_items: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Marked by the SLA sweep: ok | due_soon | overdue (meaningful while the clock runs).
+    sla_flag: str = Field(default="ok", sa_column=Column(String(10), nullable=False, server_default="ok"))
+    escalation_level: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    escalated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    delivery_method: str | None = Field(default=None, max_length=10)  # window | mail | online
+    bundle_case_id: str | None = Field(default=None, foreign_key="bundle_cases.id", index=True, max_length=36)
+
+
+class CaseEscalation(SQLModel, table=True):
+    """An overdue case raised to a supervisor: level 1 the handling point's, level 2 the one above.
+    Unique per (case, level), so a sweep run twice or on two workers escalates once."""
+
+    __tablename__ = "case_escalations"
+    __table_args__ = (UniqueConstraint("case_id", "level"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="cases.id", max_length=36)
+    level: int
+    service_point_id: int | None = Field(default=None, foreign_key="service_points.id")
+    supervisor_id: int | None = Field(default=None, foreign_key="staff.id")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class CaseMaterial(SQLModel, table=True):

@@ -1,21 +1,53 @@
-"""Case queries."""
+"""Case queries. A page of cases is read in a fixed number of queries, however long it is."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from functools import lru_cache
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import or_, update
-from sqlmodel import Session, select
+from sqlalchemy import JSON, String, bindparam, cast, delete, literal, null, or_, select, union_all, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
 
 from services.accounts.principal import Principal
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.models import Certificate
+from services.db import UTCDateTime
+from services.points.models import ServicePoint, Staff
 from services.regions.repository import subtree_prefix
+from services.subjects.models import Subject
+
+_handling = aliased(ServicePoint)
+_receiving = aliased(ServicePoint)
+
+# What a case view needs besides the case row: one query with joins instead of four lookups.
+_VIEW_COLUMNS = (Subject.kind.label("subject_kind"), Subject.name.label("subject_name"),
+                 Subject.number_masked.label("subject_number_masked"),
+                 Staff.display_name.label("assignee_name"),
+                 _handling.name.label("handling_point_name"), _handling.level.label("handling_point_level"),
+                 _receiving.name.label("receiving_point_name"), _receiving.level.label("receiving_point_level"))
+
+
+def case_rows_for_view():
+    """SELECT of every case column (plain rows: reads need no ORM identity map) with the extras."""
+    return _with_view_columns(select(*Case.__table__.columns))
+
+
+def _with_view_columns(query):
+    return (query.add_columns(*_VIEW_COLUMNS)
+            .join(Subject, Subject.id == Case.subject_id)
+            .outerjoin(Staff, Staff.id == Case.assignee_id)
+            .outerjoin(_handling, _handling.id == Case.handling_point_id)
+            .outerjoin(_receiving, _receiving.id == Case.receiving_point_id))
 
 
 def find_idempotency_record(session: Session, *, principal: str, key: str) -> IdempotencyRecord | None:
-    return session.exec(select(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
-                                                        IdempotencyRecord.key == key)).first()
+    return session.execute(select(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
+                                                        IdempotencyRecord.key == key)).scalars().first()
 
 
 def visibility_filter(principal: Principal):
@@ -34,45 +66,173 @@ def visibility_filter(principal: Principal):
                Case.receiving_point_id == principal.service_point_id)
 
 
+# The hot reads are built once per shape of the caller's visibility and executed with
+# parameters: building a statement and computing its cache key costs more than the round trip.
+_SHAPES = {
+    "citizen_subject": lambda: or_(Case.subject_id == bindparam("v_subject_id"),
+                                   Case.created_by_principal == bindparam("v_principal")),
+    "citizen": lambda: Case.created_by_principal == bindparam("v_principal"),
+    "region": lambda: Case.region_code.startswith(bindparam("v_prefix", type_=String)),
+    "helper": lambda: Case.created_by_principal == bindparam("v_principal"),
+    "point": lambda: or_(Case.handling_point_id == bindparam("v_point"), Case.receiving_point_id == bindparam("v_point")),
+}
+
+
+def _visibility(principal: Principal) -> tuple[str, dict[str, Any]]:
+    """(shape, parameters) of visibility_filter(principal)."""
+    if principal.kind == "citizen":
+        if principal.subject_id is not None:
+            return "citizen_subject", {"v_subject_id": principal.subject_id, "v_principal": principal.key}
+        return "citizen", {"v_principal": principal.key}
+    role = principal.roles[0] if principal.roles else ""
+    if role in ("supervisor", "admin") and principal.jurisdiction_code:
+        return "region", {"v_prefix": subtree_prefix(principal.jurisdiction_code)}
+    if role == "helper":
+        return "helper", {"v_principal": principal.key}
+    return "point", {"v_point": principal.service_point_id}
+
+
+@lru_cache(maxsize=None)
+def _one_case(shape: str, *, for_view: bool, lock: bool):
+    query = case_rows_for_view() if for_view else select(Case)
+    query = query.where(Case.id == bindparam("case_id"), _SHAPES[shape]())
+    return query.with_for_update() if lock else query
+
+
 def get_visible_case(session: Session, *, case_id: str, principal: Principal, lock: bool = False) -> Case | None:
-    query = select(Case).where(Case.id == case_id, visibility_filter(principal))
-    if lock:
-        query = query.with_for_update()
-    return session.exec(query).first()
+    shape, parameters = _visibility(principal)
+    return session.execute(_one_case(shape, for_view=False, lock=lock),
+                           {"case_id": case_id, **parameters}).scalars().first()
+
+
+def get_visible_case_for_view(session: Session, *, case_id: str, principal: Principal) -> tuple[Any, Any] | None:
+    """The case (a row) with what its view needs from other tables (applicant, assignee, points)."""
+    shape, parameters = _visibility(principal)
+    row = session.execute(_one_case(shape, for_view=True, lock=False), {"case_id": case_id, **parameters}).first()
+    return (row, row) if row is not None else None
 
 
 def list_visible_cases(session: Session, *, principal: Principal, state: str | None,
-                       before: tuple[datetime, str] | None, limit: int) -> list[Case]:
-    """Newest first, keyset-paginated by (submitted_at, id)."""
-    query = select(Case).where(visibility_filter(principal))
-    if principal.kind == "staff" and principal.roles[0] == "clerk":
-        # a clerk's queue: their assignments and the point's unassigned pool
-        query = query.where(or_(Case.assignee_id == principal.account_id, Case.assignee_id.is_(None),
-                                Case.receiving_point_id == principal.service_point_id))
+                       before: tuple[datetime, str] | None, limit: int) -> list[tuple[Any, Any]]:
+    """Newest first, keyset-paginated by (submitted_at, id), each case with its view extras; one query."""
+    clerk = principal.kind == "staff" and bool(principal.roles) and principal.roles[0] == "clerk"
+    shape, parameters = ("clerk", {"v_point": principal.service_point_id, "v_account": principal.account_id}) \
+        if clerk else _visibility(principal)
     if state:
-        query = query.where(Case.state == state)
+        parameters["state"] = state
     if before:
-        submitted_at, case_id = before
-        query = query.where(or_(Case.submitted_at < submitted_at,
-                                (Case.submitted_at == submitted_at) & (Case.id < case_id)))
-    return list(session.exec(query.order_by(Case.submitted_at.desc(), Case.id.desc()).limit(limit)))
+        parameters["before_at"], parameters["before_id"] = before
+    query = _page(shape, by_state=bool(state), after_cursor=bool(before), limit=limit)
+    return [(row, row) for row in session.execute(query, parameters).all()]
+
+
+@lru_cache(maxsize=None)
+def _page(shape: str, *, by_state: bool, after_cursor: bool, limit: int):
+    """A clerk's queue (their assignments, the point's unassigned pool, what came in at their
+    window) is two ordered, limited index scans merged, not one OR that would sort the whole
+    point's history on every page."""
+
+    def narrowed(condition):
+        query = select(Case.id).where(condition)
+        if by_state:
+            query = query.where(Case.state == bindparam("state"))
+        if after_cursor:
+            query = query.where(or_(Case.submitted_at < bindparam("before_at", type_=UTCDateTime()),
+                                    (Case.submitted_at == bindparam("before_at", type_=UTCDateTime()))
+                                    & (Case.id < bindparam("before_id"))))
+        return query.order_by(Case.submitted_at.desc(), Case.id.desc()).limit(limit)
+
+    if shape == "clerk":
+        point = bindparam("v_point")
+        handled = (Case.handling_point_id == point) & or_(Case.assignee_id == bindparam("v_account"),
+                                                         Case.assignee_id.is_(None))
+        received = (Case.receiving_point_id == point) & ~handled
+        branches = [narrowed(condition).subquery() for condition in (handled, received)]
+        ids = union_all(*[select(branch.c.id) for branch in branches])
+    else:
+        ids = narrowed(_SHAPES[shape]())
+    return (case_rows_for_view().where(Case.id.in_(select(ids.subquery().c.id)))
+            .order_by(Case.submitted_at.desc(), Case.id.desc()).limit(limit))
 
 
 def history(session: Session, *, case_id: str) -> list[CaseEvent]:
-    return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)))
+    return list(session.execute(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)).scalars())
 
 
-def last_event(session: Session, *, case_id: str) -> CaseEvent | None:
-    return session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id)
-                        .order_by(CaseEvent.seq.desc()).limit(1)).first()
+def last_event(session: Session, *, case_id: str) -> tuple[int, str] | None:
+    """(seq, hash) of the newest event."""
+    row = session.execute(select(CaseEvent.seq, CaseEvent.hash).where(CaseEvent.case_id == case_id)
+                          .order_by(CaseEvent.seq.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else None
 
 
-def materials(session: Session, *, case_id: str) -> list[CaseMaterial]:
-    return list(session.exec(select(CaseMaterial).where(CaseMaterial.case_id == case_id).order_by(CaseMaterial.id)))
+@dataclass
+class CaseDetails:
+    """What a case view needs besides the case row, for several cases at once."""
+
+    extras: dict[str, SimpleNamespace] = field(default_factory=dict)  # only when asked for
+    materials: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    certificates: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    events: dict[str, list[SimpleNamespace]] = field(default_factory=lambda: defaultdict(list))
 
 
-def certificate_ids(session: Session, *, case_id: str) -> list[str]:
-    return list(session.exec(select(Certificate.id).where(Certificate.case_id == case_id).order_by(Certificate.id)))
+_EXTRA_NAMES = ("subject_kind", "subject_name", "subject_number_masked", "assignee_name", "handling_point_name",
+                "handling_point_level", "receiving_point_name", "receiving_point_level")
+
+
+def case_details(session: Session, *, case_ids: list[str], with_history: bool, with_extras: bool = False) -> CaseDetails:
+    """Materials, issued certificates, the history (optional) and the view extras (optional) of
+    these cases in ONE round trip (see _details_statement)."""
+    details = CaseDetails()
+    rows = session.execute(_details_statement(with_history, with_extras), {"case_ids": case_ids}).all()
+    for row in sorted(rows, key=lambda r: (r[1], r[2], r[3] or "")):
+        case_id, kind, position, t1, t2, t3, t4, t5, t6, t7, t8, at, payload = row
+        if kind == "e":
+            details.events[case_id].append(SimpleNamespace(
+                seq=position, action=t1, from_state=t2, to_state=t3, actor=t4, actor_name=t5, comment=t6, hash=t7,
+                created_at=at, payload=payload))
+        elif kind == "m":
+            details.materials[case_id].append({"code": t1, "file_id": t2, "certificate_id": t3})
+        elif kind == "c":
+            details.certificates[case_id].append(t1)
+        else:
+            details.extras[case_id] = SimpleNamespace(**dict(zip(_EXTRA_NAMES, (t1, t2, t3, t4, t5, t6, t7, t8))))
+    return details
+
+
+@lru_cache(maxsize=None)
+def _details_statement(with_history: bool, with_extras: bool):
+    """A UNION ALL of differently shaped rows padded to one layout (case_id, kind, position,
+    t1…t8, at, payload): events ("e"), materials ("m"), certificates ("c"), extras ("v")."""
+    ids = bindparam("case_ids", expanding=True)
+    text_null = lambda: cast(null(), String)  # noqa: E731 — typed NULLs keep PostgreSQL's UNION happy
+    no_time, no_payload = cast(null(), UTCDateTime()), cast(null(), JSON)
+    parts = []
+    if with_history:
+        parts.append(select(CaseEvent.case_id, literal("e").label("kind"), CaseEvent.seq.label("position"),
+                            CaseEvent.action, CaseEvent.from_state, CaseEvent.to_state, CaseEvent.actor,
+                            CaseEvent.actor_name, cast(CaseEvent.comment, String), CaseEvent.hash, text_null(),
+                            CaseEvent.created_at.label("at"), CaseEvent.payload.label("payload"))
+                     .where(CaseEvent.case_id.in_(ids)))
+    parts.append(select(CaseMaterial.case_id, literal("m"), CaseMaterial.id, CaseMaterial.code, CaseMaterial.file_id,
+                        CaseMaterial.certificate_id, *[text_null() for _ in range(5)], no_time, no_payload)
+                 .where(CaseMaterial.case_id.in_(ids)))
+    parts.append(select(Certificate.case_id, literal("c"), literal(0), Certificate.id,
+                        *[text_null() for _ in range(7)], no_time, no_payload)
+                 .where(Certificate.case_id.in_(ids)))
+    if with_extras:
+        parts.append(_with_view_columns(select(Case.id, literal("v"), literal(0))).where(Case.id.in_(ids))
+                     .add_columns(no_time, no_payload))
+    return union_all(*parts)
+
+
+def material_codes(session: Session, *, case_id: str) -> set[str]:
+    return set(session.execute(select(CaseMaterial.code).where(CaseMaterial.case_id == case_id)).scalars())
+
+
+def remove_materials(session: Session, *, case_id: str, codes: list[str]) -> None:
+    session.execute(delete(CaseMaterial).where(CaseMaterial.case_id == case_id, CaseMaterial.code.in_(codes))
+                    .execution_options(synchronize_session=False))
 
 
 def update_if_version(session: Session, *, case_id: str, expected_version: int, values: dict) -> bool:

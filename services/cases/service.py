@@ -5,39 +5,59 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.principal import Principal
+from services.bundles.progress import child_changed
 from services.cases import repository
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.models import Certificate
+from services.consents.service import consent_guard_failures, require_consent, use_consent
 from services.db import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.files.service import get_own_unattached_file
-from services.matters.service import get_matter, require_matter
+from services.matters import service as matters
+from services.notifications.service import notify_case_action
 from services.outbox.service import enqueue
 from services.pagination import decode_cursor, encode_cursor
 from services.points.models import ServicePoint, Staff
+from services.points.repository import clerk_loads
+from services.regions.repository import subtree_prefix
 from services.routing.service import route
 from services.sequences.repository import next_value
+from services.sla import clock
+from services.sla.calendar import CHINA, get_calendar
+from services.sla.calendar import today_in_china as _today_in_china
+from services.sla.settings import get_sla_settings
 from services.subjects.identity_numbers import parse_subject_number
 from services.subjects.models import Subject
 from services.subjects.protection import get_protector
 from services.subjects.repository import get_or_create_subject
 from workflows.calendar import WorkingDayCalendar
 from workflows.catalogue import Matter
-from workflows.engine import (ActionNotAvailable, Actor, MissingNeeds, RoleNotAllowed, UnknownAction,
-                              available_actions, decide)
+from workflows.engine import (ActionNotAvailable, Actor, Decision, InvalidPreviousState, MissingNeeds, RoleNotAllowed,
+                              UnknownAction, available_actions, decide)
 
-CHINA = timezone(timedelta(hours=8))
+__all__ = ["CHINA", "GENESIS_HASH", "PAGE_SIZE", "calendar", "submit_case", "act", "available_actions_for",
+           "case_view", "case_views", "get_case", "get_case_view", "list_cases", "verify_chain"]
+
 GENESIS_HASH = "0" * 64
 PAGE_SIZE = 20
+# The statutory calendar without administrators' overrides, for code that has no session (the
+# benchmark seeder). Requests use services.sla.calendar.get_calendar(session).
 calendar = WorkingDayCalendar()
+
+# Actions that decide on the application: the materials and the form must be complete and valid.
+GUARDED_ACTIONS = frozenset({"accept", "approve", "review_pass"})
+DELIVERY_METHODS = {"window": "窗口领取", "mail": "邮寄送达", "online": "网上送达"}
 
 
 class CaseNotFound(NotFound):
@@ -75,8 +95,13 @@ class ApplicantNotSelf(Forbidden):
     message = "只能以本人（或本人任法定代表人的单位）名义申请；代办请通过帮办代办员并提供本人授权"
 
 
+class AlreadyAssigned(Conflict):
+    code = "already_assigned"
+    message = "该办件已分配给其他工作人员"
+
+
 def today_in_china() -> date:
-    return datetime.now(CHINA).date()
+    return _today_in_china()
 
 
 def _field_error(field: str, reason: str, message: str | None = None) -> dict[str, str]:
@@ -88,6 +113,51 @@ def _field_error(field: str, reason: str, message: str | None = None) -> dict[st
 
 def request_fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- matters
+
+def current_matter(session: Session, code: str) -> Matter:
+    """The version a new application uses (a code in a request body: unknown is a 422)."""
+    return matters.current_matter(session, code, from_body=True)
+
+
+_versions: dict[tuple[str, int], Matter] = {}
+
+
+def matter_of(session: Session, case: Case) -> Matter:
+    """The matter version a running case started with. Versions never change once stored, so
+    each is looked up once per process (every case view and action needs one)."""
+    key = (case.matter_code, case.matter_version)
+    matter = _versions.get(key)
+    if matter is None:
+        matter = matters.matter_version(session, case.matter_code, case.matter_version)
+        if len(_versions) > 1024:
+            _versions.clear()
+        _versions[key] = matter
+    return matter
+
+
+@lru_cache(maxsize=512)
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def form_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """Compiled once per schema, not per request."""
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
+def form_errors(schema: dict[str, Any], form: dict[str, Any], *, prefix: str = "form") -> list[dict[str, str]]:
+    errors = sorted(form_validator(schema).iter_errors(form), key=lambda e: list(e.path))
+    return [_field_error(prefix + "".join(f".{part}" for part in error.path) if error.path else prefix,
+                         error.validator, error.message) for error in errors]
+
+
+def _validate_form(schema: dict[str, Any], form: dict[str, Any], *, prefix: str = "form") -> None:
+    errors = form_errors(schema, form, prefix=prefix)
+    if errors:
+        raise InvalidInput("表单内容不符合要求", detail=errors)
 
 
 # ---------------------------------------------------------------- submit
@@ -103,43 +173,33 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
                 raise IdempotencyKeyReused()
             return session.get(Case, record.case_id), True
 
-    if principal.kind != "citizen":
-        raise Forbidden("窗口收件和帮办代办申请尚未开放", code="channel_not_supported")
-    if principal.subject_id is None:
+    helper = principal.kind == "staff" and bool(principal.roles) and principal.roles[0] == "helper"
+    if principal.kind != "citizen" and not helper:
+        raise Forbidden("窗口收件申请尚未开放", code="channel_not_supported")
+    if principal.kind == "citizen" and principal.subject_id is None:
         raise RealNameRequired()
-    matter = require_matter(body["matter_code"])
+    matter = current_matter(session, body["matter_code"])
     definition = matter.definition
     applicant = body["applicant"]
     number = _applicant_number(applicant, subject_kind=definition.subject_kind)
-    _require_self(session, principal=principal, applicant=applicant, number_hash=get_protector().keyed_hash(number.value))
+    if helper:
+        _require_helpers_village(principal, region_code=body["region_code"])
+    else:
+        _require_self(session, principal=principal, applicant=applicant,
+                      number_hash=get_protector().keyed_hash(number.value))
     _validate_form(definition.form_schema, body.get("form") or {})
-    material_rows = _check_materials(session, principal=principal, matter=matter, materials=body.get("materials") or [])
-
-    decision = route(session, handle_level=definition.handle_level, region_code=body["region_code"])
     subject = get_or_create_subject(session, number=number, name=applicant["name"].strip())
-    now = utcnow()
-    county = body["region_code"][:6]
-    sequence = next_value(session, name=f"case:{county}:{today_in_china():%Y%m%d}")
-    case = Case(
-        id=str(uuid.uuid4()), number=f"{county}{today_in_china():%Y%m%d}{sequence:06d}",
-        matter_code=definition.code, matter_version=definition.version, state=matter.lifecycle.initial,
-        subject_id=subject.id, subject_hash=subject.number_hash, applicant_name=subject.name,
-        region_code=body["region_code"], receiving_channel="online", receiving_point_id=None,
-        handling_point_id=decision.handling_point.id,
-        assignee_id=decision.assignee.id if decision.assignee else None, routing_reason=decision.reason,
-        form=body.get("form") or {}, created_by="self", created_by_principal=principal.key,
-        submitted_at=now, updated_at=now,
-    )
-    session.add(case)
-    session.flush()
-    for code, file_record, certificate in material_rows:
-        session.add(CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
-                                 certificate_id=certificate.id if certificate else None))
-        if file_record is not None:
-            file_record.case_id = case.id
-            session.add(file_record)
-    _append_event(session, case=case, action="submit", from_state=None, to_state=case.state,
-                  principal=principal, comment=None, payload={"routing_reason": decision.reason})
+    material_rows = _check_materials(session, principal=principal, matter=matter, materials=body.get("materials") or [],
+                                     holder_subject_id=subject.id)
+    consent = None
+    if helper:  # 帮办代办: the applicant's consent for this helper and matter, consumed here
+        consent = require_consent(session, helper=principal, applicant_subject=subject, matter_code=definition.code,
+                                  consent_id=body.get("consent_id"))
+    case = create_case(session, principal=principal, matter=matter, subject=subject, region_code=body["region_code"],
+                       form=body.get("form") or {}, material_rows=material_rows,
+                       receiving_point_id=principal.service_point_id if helper else None)
+    if consent is not None:
+        use_consent(session, consent=consent, case_id=case.id)
     if idempotency_key:
         session.add(IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
                                       case_id=case.id))
@@ -150,6 +210,46 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     return case, False
 
 
+def create_case(session: Session, *, principal: Principal, matter: Matter, subject: Subject, region_code: str,
+                form: dict[str, Any], material_rows: list, bundle_case_id: str | None = None,
+                receiving_point_id: int | None = None) -> Case:
+    """Route and store one validated application with its materials and its first event. A
+    receiving point means a helper's station took it in (帮办代办); none, the applicant's own
+    online application."""
+    definition = matter.definition
+    decision = route(session, handle_level=definition.handle_level, region_code=region_code)
+    now = utcnow()
+    county = region_code[:6]
+    today = today_in_china()
+    sequence = next_value(session, name=f"case:{county}:{today:%Y%m%d}")
+    case = Case(
+        id=str(uuid.uuid4()), number=f"{county}{today:%Y%m%d}{sequence:06d}",
+        matter_code=definition.code, matter_version=definition.version, state=matter.lifecycle.initial,
+        subject_id=subject.id, subject_hash=subject.number_hash, applicant_name=subject.name,
+        region_code=region_code, receiving_channel="helper" if receiving_point_id else "online",
+        receiving_point_id=receiving_point_id,
+        handling_point_id=decision.handling_point.id,
+        assignee_id=decision.assignee.id if decision.assignee else None, routing_reason=decision.reason,
+        form=form, created_by="helper" if receiving_point_id else "self", created_by_principal=principal.key,
+        submitted_at=now, updated_at=now, bundle_case_id=bundle_case_id,
+    )
+    session.add(case)
+    session.flush()
+    _attach_materials(session, case=case, material_rows=material_rows)
+    _append_event(session, case=case, action="submit", from_state=None, to_state=case.state, principal=principal,
+                  comment=None, payload={"routing_reason": decision.reason}, first=True)
+    return case
+
+
+def _attach_materials(session: Session, *, case: Case, material_rows: list) -> None:
+    for code, file_record, certificate in material_rows:
+        session.add(CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
+                                 certificate_id=certificate.id if certificate else None))
+        if file_record is not None:
+            file_record.case_id = case.id
+            session.add(file_record)
+
+
 def _applicant_number(applicant: dict[str, Any], *, subject_kind: str):
     kind = applicant.get("kind")
     if subject_kind != "either" and kind != subject_kind:
@@ -157,6 +257,13 @@ def _applicant_number(applicant: dict[str, Any], *, subject_kind: str):
     if kind == "person":
         return parse_subject_number(applicant["id_number"], subject_kind="person")
     return parse_subject_number(applicant["credit_code"], subject_kind="organization")
+
+
+def _require_helpers_village(principal: Principal, *, region_code: str) -> None:
+    """A helper applies only for people of the villages their station serves."""
+    if not principal.jurisdiction_code or not region_code.startswith(subtree_prefix(principal.jurisdiction_code)):
+        raise InvalidInput("帮办代办员只能为本服务站所辖村（社区）的群众代办",
+                           detail=[_field_error("region_code", "outside_jurisdiction")])
 
 
 def _require_self(session: Session, *, principal: Principal, applicant: dict[str, Any], number_hash: str) -> None:
@@ -173,24 +280,21 @@ def _require_self(session: Session, *, principal: Principal, applicant: dict[str
         raise ApplicantNotSelf()
 
 
-def _validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
-    errors = sorted(Draft202012Validator(schema).iter_errors(form), key=lambda e: list(e.path))
-    if errors:
-        raise InvalidInput("表单内容不符合要求", detail=[
-            _field_error("form" + "".join(f".{part}" for part in error.path) if error.path else "form",
-                         error.validator, error.message)
-            for error in errors
-        ])
-
-
-def _check_materials(session: Session, *, principal: Principal, matter: Matter, materials: list[dict[str, Any]]):
-    declared = {material.code: material for material in matter.definition.materials}
+def _check_materials(session: Session, *, principal: Principal, matter: Matter, materials: list[dict[str, Any]],
+                     require_all: bool = True, prefix: str = "materials", declared_materials=None,
+                     holder_subject_id: int | None = None):
+    """[(code, file, certificate)] for the materials given, or 422 listing every problem.
+    `declared_materials`: what may be given, if not the matter's own list (a bundle's);
+    `holder_subject_id`: whose e-certificates may be cited (default: the caller's own)."""
+    holder = holder_subject_id if holder_subject_id is not None else principal.subject_id
+    declared = {material.code: material for material in
+                (declared_materials if declared_materials is not None else matter.definition.materials)}
     rows = []
     seen = set()
     problems = []
     for index, item in enumerate(materials):
         code = item.get("code")
-        where = f"materials[{index}]"
+        where = f"{prefix}[{index}]"
         if code not in declared:
             problems.append(_field_error(f"{where}.code", "unknown_material"))
             continue
@@ -203,16 +307,17 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
         elif item.get("certificate_id"):
             certificate = session.get(Certificate, item["certificate_id"])
             wanted = declared[code].certificate_type
-            if (certificate is None or certificate.holder_subject_id != principal.subject_id
+            if (certificate is None or certificate.holder_subject_id != holder
                     or certificate.status != "valid" or wanted is None or certificate.cert_type != wanted):
                 problems.append(_field_error(f"{where}.certificate_id", "not_usable"))
                 continue
             rows.append((code, None, certificate))
         else:
             problems.append(_field_error(where, "file_id_or_certificate_id_required"))
-    for code, material in declared.items():
-        if material.required and code not in seen:
-            problems.append(_field_error("materials", "missing_required", f"缺少必交材料：{material.name}（{code}）"))
+    if require_all:
+        for code, material in declared.items():
+            if material.required and code not in seen:
+                problems.append(_field_error(prefix, "missing_required", f"缺少必交材料：{material.name}（{code}）"))
     if problems:
         raise InvalidInput("申请材料不完整或不正确", detail=problems, code="invalid_materials")
     return rows
@@ -230,32 +335,42 @@ def _event_hash(prev_hash: str, event: CaseEvent) -> str:
 
 
 def _append_event(session: Session, *, case: Case, action: str, from_state: str | None, to_state: str,
-                  principal: Principal | None, comment: str | None, payload: dict[str, Any]) -> CaseEvent:
-    previous = repository.last_event(session, case_id=case.id)
-    event = CaseEvent(case_id=case.id, seq=(previous.seq + 1) if previous else 1, action=action,
+                  principal: Principal | None, comment: str | None, payload: dict[str, Any],
+                  first: bool = False) -> CaseEvent:
+    previous = None if first else repository.last_event(session, case_id=case.id)
+    event = CaseEvent(case_id=case.id, seq=(previous[0] + 1) if previous else 1, action=action,
                       from_state=from_state, to_state=to_state, actor=principal.key if principal else "system",
                       actor_name=principal.name if principal else "", comment=comment, payload=payload,
-                      created_at=utcnow(), prev_hash=previous.hash if previous else GENESIS_HASH, hash="")
+                      created_at=utcnow(), prev_hash=previous[1] if previous else GENESIS_HASH, hash="")
     event.hash = _event_hash(event.prev_hash, event)
     session.add(event)
     return event
 
 
-def verify_chain(events: list[CaseEvent]) -> bool:
-    """Whether a case's history is intact: consecutive, each hash recomputes, each links."""
+def chain_problems(events: list[CaseEvent]) -> list[dict[str, Any]]:
+    """What is wrong with a case's history, event by event: a gap or reordering in `seq`, a
+    `prev_hash` that doesn't link, a `hash` that doesn't recompute (an edited row). [] if intact."""
+    problems = []
     previous_hash = GENESIS_HASH
     for expected_seq, event in enumerate(events, start=1):
-        if event.seq != expected_seq or event.prev_hash != previous_hash:
-            return False
-        if _event_hash(previous_hash, event) != event.hash:
-            return False
+        if event.seq != expected_seq:
+            problems.append({"seq": event.seq, "problem": "sequence", "expected_seq": expected_seq})
+        if event.prev_hash != previous_hash:
+            problems.append({"seq": event.seq, "problem": "link"})
+        if _event_hash(event.prev_hash, event) != event.hash:
+            problems.append({"seq": event.seq, "problem": "hash"})
         previous_hash = event.hash
-    return True
+    return problems
+
+
+def verify_chain(events: list[CaseEvent]) -> bool:
+    """Whether a case's history is intact: consecutive, each hash recomputes, each links."""
+    return not chain_problems(events)
 
 
 # ---------------------------------------------------------------- actions
 
-def _roles_for_case(session: Session, *, principal: Principal, case: Case) -> frozenset[str]:
+def _roles_for_case(principal: Principal, case: Case) -> frozenset[str]:
     if principal.kind == "citizen":
         return frozenset({"applicant"})
     role = principal.roles[0]
@@ -275,63 +390,347 @@ def _load_case(session: Session, *, principal: Principal, case_id: str, lock: bo
     return case
 
 
+def _decide(matter: Matter, case: Case, *, action: str, actor: Actor, request: dict[str, Any]) -> Decision:
+    """The engine's decision (`@previous` resolved from the state the case was suspended in)."""
+    try:
+        return decide(matter.lifecycle, state=case.state, action=action, actor=actor, request=request,
+                      previous_state=case.previous_state)
+    except InvalidPreviousState:  # no remembered state to go back to: the data is broken, not the request
+        raise ActionNotAllowed(detail={"state": case.state, "action": action, "reason": "no_previous_state"})
+
+
 def act(session: Session, *, principal: Principal, case_id: str, action: str, version: int,
         comment: str | None, payload: dict[str, Any] | None) -> Case:
-    """Take one action on a case. Checks in the API's order: 404, 403, 422, 409 stale, 409 state."""
+    """Take one action on a case. Checks in the API's order: 404, 403, 422, 409 stale, 409 state;
+    then the rules that depend on the case (guards, extension limits, assignment)."""
     case = _load_case(session, principal=principal, case_id=case_id)
-    matter = get_matter(case.matter_code)
-    actor = Actor(roles=_roles_for_case(session, principal=principal, case=case))
-    payload = payload or {}
-    request = {"comment": comment, "items": payload.get("items")}
+    matter = matter_of(session, case)
+    actor = Actor(roles=_roles_for_case(principal, case))
+    payload = dict(payload or {})
+    state_error = None
     try:
-        decision = decide(matter.lifecycle, state=case.state, action=action, actor=actor, request=request)
+        decision = _decide(matter, case, action=action, actor=actor, request={**payload, "comment": comment})
     except UnknownAction:
         raise InvalidInput("未知的操作", detail=[_field_error("action", "unknown")], code="unknown_action")
     except RoleNotAllowed as error:
         raise ActionForbidden(detail={"action": action, "allowed_roles": list(error.roles)})
     except MissingNeeds as error:
         raise InvalidInput("该操作需要填写：" + "、".join(error.missing),
-                           detail=[_field_error(need if need == "comment" else f"payload.{need}", "required")
+                           detail=[_field_error(need if need == "comment" else f"payload.{need}",
+                                                "invalid" if need in error.invalid else "required")
                                    for need in error.missing])
     except ActionNotAvailable:
-        if version != case.version:
-            raise StaleVersion(detail={"current_version": case.version})
-        raise ActionNotAllowed(detail={"state": case.state, "action": action})
+        decision = None
+        state_error = ActionNotAllowed(detail={"state": case.state, "action": action})
+    rules = ACTION_RULES.get(action, NO_PAYLOAD)
+    prepared = rules.validate(session, principal=principal, case=case, matter=matter, comment=comment,
+                              payload=payload)
     if version != case.version:
         raise StaleVersion(detail={"current_version": case.version})
+    if state_error is not None:
+        raise state_error
+    if action in GUARDED_ACTIONS:
+        failed = guard_failures(session, case=case, matter=matter)
+        if failed:
+            raise ActionNotAllowed("办件材料或表单不完整，请先一次性告知补正",
+                                   detail={"state": case.state, "action": action, "guards": failed})
 
-    values: dict[str, Any] = {"state": decision.to_state, "updated_at": utcnow()}
-    values.update(_sla_changes(case, matter=matter, sla=decision.sla))
+    to_state = decision.to_state
+    now = utcnow()
+    working_days = get_calendar(session)
+    today = today_in_china()
+    values: dict[str, Any] = {"state": to_state, "updated_at": now}
+    changes, event_payload = rules.apply(session, principal=principal, case=case, matter=matter, comment=comment,
+                                        prepared=prepared, calendar=working_days, today=today)
+    values.update(changes)
+    values.update(_clock_changes(case, matter=matter, sla=decision.sla, to_state=to_state, calendar=working_days,
+                                 today=today, now=now, payload=payload))
     if not repository.update_if_version(session, case_id=case.id, expected_version=version, values=values):
         raise StaleVersion()
-    session.refresh(case)
-    _append_event(session, case=case, action=action, from_state=decision.from_state, to_state=decision.to_state,
-                  principal=principal, comment=comment, payload=payload)
+    for name, value in {**values, "version": version + 1}.items():
+        set_committed_value(case, name, value)
+    event = _append_event(session, case=case, action=action, from_state=decision.from_state, to_state=to_state,
+                          principal=principal, comment=comment, payload=event_payload)
     for effect in decision.effects:
         enqueue(session, kind=effect, payload={"case_id": case.id}, dedupe_key=f"{effect}:{case.id}")
+    notify_case_action(session, case_id=case.id, action=action, to_state=to_state, seq=event.seq)
+    if case.bundle_case_id:
+        child_changed(session, case=case)
     session.flush()
     return case
 
 
-def _sla_changes(case: Case, *, matter: Matter, sla: str | None) -> dict[str, Any]:
+CLOCK_FIELDS = ("sla_state", "due_date", "legal_due_date", "sla_days_left", "sla_legal_days_left", "sla_paused_at",
+                "extension_days", "accepted_at", "closed_at")
+
+
+def _clock_changes(case: Case, *, matter: Matter, sla: str | None, to_state: str, calendar, today: date,
+                   now: datetime, payload: dict[str, Any]) -> dict[str, Any]:
+    """What the action does to the SLA clock: the engine's `sla` effect, then the target state's
+    clock (a 即办件 accepted straight into a decision starts and stops at once)."""
+    changes: dict[str, Any] = {}
+
+    def current() -> SimpleNamespace:  # the clock as the changes so far leave it
+        return SimpleNamespace(**{name: changes.get(name, getattr(case, name)) for name in CLOCK_FIELDS})
+
     if sla == "start":
-        today = today_in_china()
         definition = matter.definition
-        return {"sla_state": "running", "accepted_at": utcnow(),
-                "due_date": calendar.add_working_days(today, definition.promised_days),
-                "legal_due_date": (calendar.add_working_days(today, definition.legal_days)
-                                   if definition.legal_days is not None else None)}
-    if sla == "stop":
-        return {"sla_state": "stopped", "closed_at": utcnow()}
-    return {}
+        changes.update(clock.start(calendar=calendar, today=today, now=now, promised_days=definition.promised_days,
+                                   legal_days=definition.legal_days))
+    elif sla == "pause":
+        changes.update(clock.pause(current(), calendar=calendar, today=today, now=now))
+    elif sla == "resume":
+        changes.update(clock.resume(current(), calendar=calendar, today=today))
+    elif sla == "extend":
+        changes.update(clock.extend(current(), calendar=calendar, today=today, days=payload.get("days")))
+    elif sla == "stop":
+        changes.update(clock.stop(current(), calendar=calendar, today=today, now=now))
+    target = matter.lifecycle.states.get(to_state)
+    if target is not None and target.clock == "stopped" and current().sla_state != "stopped":
+        changes.update(clock.stop(current(), calendar=calendar, today=today, now=now))
+    return changes
+
+
+def guard_failures(session: Session, *, case: Case, matter: Matter) -> list[dict[str, str]]:
+    """Why the application can't be accepted or decided as it stands: required materials
+    missing, or the form no longer valid against the matter's schema. [] if none."""
+    failures = form_errors(matter.definition.form_schema, case.form or {})
+    if case.created_by == "helper":  # a signed paper consent must have been checked by a clerk
+        failures += consent_guard_failures(session, case_id=case.id)
+    present = repository.material_codes(session, case_id=case.id)
+    for material in matter.definition.materials:
+        if material.required and material.code not in present:
+            failures.append(_field_error("materials", "missing_required", f"缺少必交材料：{material.name}（{material.code}）"))
+    return failures
+
+
+# ---------------------------------------------------------------- rules of particular actions
+
+class ActionRules:
+    """Checks of an action's payload (422, before the version and state checks) and its changes
+    to the case beyond the state (after them)."""
+
+    def validate(self, session: Session, *, principal: Principal, case: Case, matter: Matter, comment: str | None,
+                 payload: dict[str, Any]) -> Any:
+        _only_keys(payload, set())  # an action without rules of its own takes no payload
+        return None
+
+    def apply(self, session: Session, *, principal: Principal, case: Case, matter: Matter, comment: str | None,
+              prepared: Any, calendar, today: date) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(column changes, the event's payload)."""
+        return {}, prepared if isinstance(prepared, dict) else {}
+
+
+def _only_keys(payload: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise InvalidInput("操作参数中有未知字段", detail=[_field_error(f"payload.{key}", "unknown") for key in unknown])
+
+
+def _positive_int(payload: dict[str, Any], key: str, *, maximum: int) -> int:
+    value = payload.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidInput(f"{key} 必须是 1 到 {maximum} 之间的整数（工作日）",
+                           detail=[_field_error(f"payload.{key}", "out_of_range")])
+    return value
+
+
+class RequestCorrection(ActionRules):
+    """一次性告知: the complete list of what is missing or wrong, each item naming a material or
+    a form field of the matter (or neither, for anything else) and the problem."""
+
+    def validate(self, session, *, principal, case, matter, comment, payload):
+        _only_keys(payload, {"items"})
+        items = payload.get("items")
+        if not isinstance(items, list) or not items or len(items) > 50:
+            raise InvalidInput("补正告知必须列出全部问题（1 至 50 项）", detail=[_field_error("payload.items", "required")])
+        materials = {m.code for m in matter.definition.materials}
+        fields = set((matter.definition.form_schema.get("properties") or {}).keys())
+        problems, clean = [], []
+        for index, item in enumerate(items):
+            where = f"payload.items[{index}]"
+            if not isinstance(item, dict):
+                problems.append(_field_error(where, "object_expected"))
+                continue
+            extra = set(item) - {"material_code", "field", "problem"}
+            if extra:
+                problems.extend(_field_error(f"{where}.{key}", "unknown") for key in sorted(extra))
+            problem = item.get("problem")
+            if not isinstance(problem, str) or not problem.strip() or len(problem) > 500:
+                problems.append(_field_error(f"{where}.problem", "required"))
+            if "material_code" in item and item["material_code"] not in materials:
+                problems.append(_field_error(f"{where}.material_code", "unknown_material"))
+            if "field" in item and (not isinstance(item["field"], str) or (fields and item["field"] not in fields)):
+                problems.append(_field_error(f"{where}.field", "unknown_field"))
+            if "material_code" in item and "field" in item:
+                problems.append(_field_error(where, "material_code_or_field"))
+            clean.append({key: (value.strip() if isinstance(value, str) else value) for key, value in item.items()})
+        if problems:
+            raise InvalidInput("补正告知内容不正确", detail=problems)
+        return {"items": clean}
+
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        return {"correction_items": prepared["items"]}, prepared
+
+
+class Supplement(ActionRules):
+    """The applicant answers a correction request: new files or certificates for some materials
+    (each replacing that material), a corrected form (replacing the form), or both."""
+
+    def validate(self, session, *, principal, case, matter, comment, payload):
+        _only_keys(payload, {"materials", "form"})
+        materials = payload.get("materials") or []
+        if not isinstance(materials, list) or any(not isinstance(item, dict) for item in materials):
+            raise InvalidInput("补正材料格式不正确", detail=[_field_error("payload.materials", "list_of_objects")])
+        form = payload.get("form")
+        if form is not None:
+            if not isinstance(form, dict):
+                raise InvalidInput("表单格式不正确", detail=[_field_error("payload.form", "object_expected")])
+            _validate_form(matter.definition.form_schema, form, prefix="payload.form")
+        if case.state != "correcting" or principal.kind != "citizen":
+            rows = []  # the state check (409) or the role check answers; don't look at files
+        else:
+            rows = _check_materials(session, principal=principal, matter=matter, materials=materials,
+                                    require_all=False, prefix="payload.materials")
+        return {"rows": rows, "form": form}
+
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        rows, form = prepared["rows"], prepared["form"]
+        if rows:
+            repository.remove_materials(session, case_id=case.id, codes=[code for code, _, _ in rows])
+            _attach_materials(session, case=case, material_rows=rows)
+        changes: dict[str, Any] = {}
+        summary: dict[str, Any] = {"materials": [code for code, _, _ in rows]}
+        if form is not None:
+            changes["form"] = form
+            summary["form_fields"] = sorted(key for key in set(form) | set(case.form or {})
+                                            if form.get(key) != (case.form or {}).get(key))
+        return changes, summary
+
+
+class Suspend(ActionRules):
+    def validate(self, session, *, principal, case, matter, comment, payload):
+        _only_keys(payload, {"max_days", "procedure"})
+        max_days = _positive_int(payload, "max_days", maximum=get_sla_settings().max_suspend_days)
+        procedure = payload.get("procedure")
+        if procedure is not None and (not isinstance(procedure, str) or len(procedure) > 40):
+            raise InvalidInput("特别程序名称不正确", detail=[_field_error("payload.procedure", "invalid")])
+        return {"max_days": max_days, **({"procedure": procedure} if procedure else {})}
+
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        until = calendar.add_working_days(today, prepared["max_days"])
+        return ({"previous_state": case.state, "suspend_until": until},
+                {**prepared, "suspend_until": until.isoformat()})
+
+
+class Resume(ActionRules):
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        return {"previous_state": None, "suspend_until": None}, {}
+
+
+class Extend(ActionRules):
+    def validate(self, session, *, principal, case, matter, comment, payload):
+        _only_keys(payload, {"days"})
+        return {"days": _positive_int(payload, "days", maximum=365)}
+
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        return {}, prepared  # the clock's `extend` effect moves the deadline (or refuses: 422)
+
+
+class Deliver(ActionRules):
+    def validate(self, session, *, principal, case, matter, comment, payload):
+        _only_keys(payload, {"method", "tracking_number", "address"})
+        method = payload.get("method")
+        if method not in DELIVERY_METHODS:
+            raise InvalidInput("送达方式必须是窗口领取、邮寄或网上送达",
+                               detail=[_field_error("payload.method", "one_of:" + ",".join(DELIVERY_METHODS))])
+        for key in ("tracking_number", "address"):
+            if key in payload and (not isinstance(payload[key], str) or not 1 <= len(payload[key]) <= 200):
+                raise InvalidInput("送达信息不正确", detail=[_field_error(f"payload.{key}", "invalid")])
+        if method == "mail" and not payload.get("tracking_number"):
+            raise InvalidInput("邮寄送达需要填写运单号", detail=[_field_error("payload.tracking_number", "required")])
+        return {**payload, "method_label": DELIVERY_METHODS[method]}
+
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        return {"delivery_method": prepared["method"]}, prepared
+
+
+class Claim(ActionRules):
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        if case.assignee_id is not None and case.assignee_id != principal.account_id:
+            raise AlreadyAssigned(detail={"assignee_id": case.assignee_id})
+        return {"assignee_id": principal.account_id}, {}
+
+
+class Transfer(ActionRules):
+    """A supervisor moves the case to another point of their jurisdiction and/or another clerk,
+    with a reason; the routing reason records it."""
+
+    def validate(self, session, *, principal, case, matter, comment, payload):
+        _only_keys(payload, {"to_point_id", "to_staff_id"})
+        if not comment or not comment.strip():
+            raise InvalidInput("转办需要填写理由", detail=[_field_error("comment", "required")])
+        point_id, staff_id = payload.get("to_point_id"), payload.get("to_staff_id")
+        if point_id is None and staff_id is None:
+            raise InvalidInput("请指定转办的服务点或工作人员", detail=[_field_error("payload.to_point_id", "required")])
+        for key, value in (("to_point_id", point_id), ("to_staff_id", staff_id)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidInput("转办对象不正确", detail=[_field_error(f"payload.{key}", "integer_expected")])
+        staff = session.get(Staff, staff_id) if staff_id is not None else None
+        if staff_id is not None and (staff is None or not staff.active or staff.role not in ("clerk", "reviewer")):
+            raise InvalidInput("转办对象不是在岗的窗口或审查人员", detail=[_field_error("payload.to_staff_id", "unknown")])
+        point_id = point_id if point_id is not None else (staff.service_point_id if staff else case.handling_point_id)
+        point = session.get(ServicePoint, point_id)
+        jurisdiction = principal.jurisdiction_code or ""
+        if point is None or not point.active or not point.region_code.startswith(subtree_prefix(jurisdiction)):
+            raise InvalidInput("转办的服务点不在您的管辖范围内", detail=[_field_error("payload.to_point_id", "outside_jurisdiction")])
+        if staff is not None and staff.service_point_id != point.id:
+            raise InvalidInput("该工作人员不属于所选服务点", detail=[_field_error("payload.to_staff_id", "not_at_point")])
+        return {"point": point, "staff": staff}
+
+    def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
+        point, staff = prepared["point"], prepared["staff"]
+        if staff is None and point.routing_mode == "assign":
+            loads = clerk_loads(session, service_point_id=point.id)
+            staff = loads[0][0] if loads else None
+        target = f"{point.name}" + (f" {staff.display_name}" if staff else "（待认领队列）")
+        reason = f"{case.routing_reason}；{principal.name or principal.key} 转办至 {target}：{comment.strip()}"
+        return ({"handling_point_id": point.id, "assignee_id": staff.id if staff else None, "routing_reason": reason},
+                {"to_point_id": point.id, "to_staff_id": staff.id if staff else None,
+                 "from_point_id": case.handling_point_id, "from_staff_id": case.assignee_id})
+
+
+NO_PAYLOAD = ActionRules()
+ACTION_RULES: dict[str, ActionRules] = {
+    "request_correction": RequestCorrection(), "supplement": Supplement(), "suspend": Suspend(),
+    "resume": Resume(), "extend": Extend(), "deliver": Deliver(), "claim": Claim(), "transfer": Transfer(),
+}
+
+
+def _still_possible(case: Case, action: str, principal: Principal) -> bool:
+    """What the engine can't know: a case-dependent rule that would refuse the action now."""
+    if action == "claim":
+        return case.assignee_id is None and principal.kind == "staff" and principal.roles[0] == "clerk"
+    if action == "extend":
+        return case.extension_days == 0 and case.sla_state in ("running", "paused") and case.legal_due_date is not None
+    if action == "resume":
+        return case.previous_state is not None
+    return True
 
 
 def available_actions_for(session: Session, *, principal: Principal, case_id: str) -> list[dict[str, Any]]:
+    """Exactly what this caller may do with the case now: role and jurisdiction, state, and the
+    guards (materials and form for decisions, the clock for extensions, assignment for claims)."""
     case = _load_case(session, principal=principal, case_id=case_id)
-    matter = get_matter(case.matter_code)
-    actor = Actor(roles=_roles_for_case(session, principal=principal, case=case))
+    matter = matter_of(session, case)
+    actor = Actor(roles=_roles_for_case(principal, case))
+    candidates = [(name, definition) for name, definition in
+                  available_actions(matter.lifecycle, state=case.state, actor=actor)
+                  if _still_possible(case, name, principal)]
+    if any(name in GUARDED_ACTIONS for name, _ in candidates) and guard_failures(session, case=case, matter=matter):
+        candidates = [(name, definition) for name, definition in candidates if name not in GUARDED_ACTIONS]
     return [{"action": name, "label": definition.label, "needs": list(definition.needs)}
-            for name, definition in available_actions(matter.lifecycle, state=case.state, actor=actor)]
+            for name, definition in candidates]
 
 
 # ---------------------------------------------------------------- reading
@@ -340,60 +739,85 @@ def _local_iso(moment: datetime | None) -> str | None:
     return moment.astimezone(CHINA).isoformat() if moment else None
 
 
-def sla_view(case: Case) -> dict[str, Any]:
-    if case.due_date is None:
-        return {"state": "not_started" if case.sla_state == "not_started" else case.sla_state,
-                "working_days_left": None, "breached": False}
-    end = case.closed_at.astimezone(CHINA).date() if case.closed_at else today_in_china()
-    left = calendar.working_days_between(end, case.due_date)
-    return {"state": case.sla_state, "working_days_left": left if case.sla_state == "running" else None,
-            "breached": end > case.due_date, "due_date": case.due_date.isoformat(),
-            "legal_due_date": case.legal_due_date.isoformat() if case.legal_due_date else None,
-            "calendar_covered": calendar.is_covered(case.due_date)}
-
-
-def _point_ref(session: Session, point_id: int | None) -> dict[str, Any] | None:
-    point = session.get(ServicePoint, point_id) if point_id else None
-    return {"id": point.id, "name": point.name, "level": point.level} if point else None
-
-
-def case_view(session: Session, case: Case, *, with_history: bool = True) -> dict[str, Any]:
-    """The API's case shape (applicant numbers masked)."""
-    matter = get_matter(case.matter_code)
-    state = matter.lifecycle.states.get(case.state)
-    subject = session.get(Subject, case.subject_id)
-    assignee = session.get(Staff, case.assignee_id) if case.assignee_id else None
-    view = {
-        "id": case.id, "number": case.number, "matter_code": case.matter_code, "matter_name": matter.definition.name,
-        "matter_version": case.matter_version, "state": case.state,
-        "state_label": state.label if state else case.state,
-        "national_status": state.national_status if state else None, "version": case.version,
-        "applicant": {"kind": subject.kind, "name": subject.name, "number_masked": subject.number_masked},
-        "region_code": case.region_code,
-        "receiving_point": _point_ref(session, case.receiving_point_id) or {"id": None, "name": "网上申请", "level": None},
-        "handling_point": _point_ref(session, case.handling_point_id),
-        "assignee": {"id": assignee.id, "name": assignee.display_name} if assignee else None,
-        "routing_reason": case.routing_reason, "submitted_at": _local_iso(case.submitted_at),
-        "accepted_at": _local_iso(case.accepted_at),
-        "due_date": case.due_date.isoformat() if case.due_date else None, "sla": sla_view(case),
-        "form": case.form,
-        "materials": [{"code": m.code, "file_id": m.file_id, "certificate_id": m.certificate_id}
-                      for m in repository.materials(session, case_id=case.id)],
-        "certificate_ids": repository.certificate_ids(session, case_id=case.id),
-        "created_by": case.created_by,
-    }
-    if with_history:
-        view["history"] = [
-            {"seq": e.seq, "action": e.action, "from_state": e.from_state, "to_state": e.to_state,
-             "actor": e.actor, "actor_name": e.actor_name, "comment": e.comment, "payload": e.payload,
-             "at": _local_iso(e.created_at), "hash": e.hash}
-            for e in repository.history(session, case_id=case.id)
-        ]
+def sla_view(case: Case, *, working_days: WorkingDayCalendar | None = None, today: date | None = None) -> dict[str, Any]:
+    view = clock.view(case, calendar=working_days or calendar, today=today or today_in_china())
+    if case.state == "suspended" and case.suspend_until:
+        view["suspend_until"] = case.suspend_until.isoformat()
     return view
+
+
+def _point(point_id: int | None, name: str | None, level: str | None) -> dict[str, Any] | None:
+    return {"id": point_id, "name": name, "level": level} if point_id is not None else None
+
+
+def case_views(session: Session, rows: list[tuple[Any, Any]], *, principal: Principal | None = None,
+               with_history: bool = False) -> list[dict[str, Any]]:
+    """The API's case shape (applicant numbers masked) for cases (Case objects or plain rows of
+    its columns) with their view extras (None: read them too), in one more query however many."""
+    if not rows:
+        return []
+    details = repository.case_details(session, case_ids=[case.id for case, _ in rows], with_history=with_history,
+                                      with_extras=any(extras is None for _, extras in rows))
+    working_days = get_calendar(session)
+    today = today_in_china()
+    staff_view = principal is None or principal.kind == "staff"
+    views = []
+    for case, extras in rows:
+        extras = extras if extras is not None else details.extras[case.id]
+        matter = matter_of(session, case)
+        state = matter.lifecycle.states.get(case.state)
+        view = {
+            "id": case.id, "number": case.number, "matter_code": case.matter_code,
+            "matter_name": matter.definition.name, "matter_version": case.matter_version, "state": case.state,
+            "state_label": state.label if state else case.state,
+            "national_status": state.national_status if state else None, "version": case.version,
+            "applicant": {"kind": extras.subject_kind, "name": extras.subject_name,
+                          "number_masked": extras.subject_number_masked},
+            "region_code": case.region_code,
+            "receiving_point": (_point(case.receiving_point_id, extras.receiving_point_name, extras.receiving_point_level)
+                                or {"id": None, "name": "网上申请", "level": None}),
+            "handling_point": _point(case.handling_point_id, extras.handling_point_name, extras.handling_point_level),
+            "assignee": {"id": case.assignee_id, "name": extras.assignee_name} if case.assignee_id else None,
+            "routing_reason": case.routing_reason, "submitted_at": _local_iso(case.submitted_at),
+            "accepted_at": _local_iso(case.accepted_at), "closed_at": _local_iso(case.closed_at),
+            "due_date": case.due_date.isoformat() if case.due_date else None,
+            "sla": sla_view(case, working_days=working_days, today=today),
+            "form": case.form, "materials": details.materials.get(case.id, []),
+            "certificate_ids": details.certificates.get(case.id, []),
+            "created_by": case.created_by, "bundle_case_id": case.bundle_case_id,
+            "correction": ({"items": case.correction_items, "open": case.state == "correcting"}
+                           if case.correction_items else None),
+            "delivery_method": case.delivery_method,
+        }
+        if staff_view:
+            view["sla"]["flag"] = case.sla_flag
+            view["sla"]["escalation_level"] = case.escalation_level
+        if with_history:
+            view["history"] = [
+                {"seq": e.seq, "action": e.action, "from_state": e.from_state, "to_state": e.to_state,
+                 "actor": e.actor, "actor_name": e.actor_name, "comment": e.comment, "payload": e.payload,
+                 "at": _local_iso(e.created_at), "hash": e.hash}
+                for e in details.events.get(case.id, [])]
+        views.append(view)
+    return views
+
+
+def case_view(session: Session, case: Case, *, with_history: bool = True,
+              principal: Principal | None = None) -> dict[str, Any]:
+    """One case in the API's shape, e.g. right after a write."""
+    return case_views(session, [(case, None)], principal=principal, with_history=with_history)[0]
 
 
 def get_case(session: Session, *, principal: Principal, case_id: str) -> Case:
     return _load_case(session, principal=principal, case_id=case_id)
+
+
+def get_case_view(session: Session, *, principal: Principal, case_id: str) -> dict[str, Any]:
+    """`GET /cases/{id}`: the case with its history, or 404 for anyone not entitled to it."""
+    found = repository.get_visible_case_for_view(session, case_id=case_id, principal=principal)
+    if found is None:
+        raise CaseNotFound()
+    return case_views(session, [found], principal=principal, with_history=True)[0]
 
 
 def _decode_case_cursor(cursor: str) -> tuple[datetime, str]:
@@ -406,9 +830,10 @@ def _decode_case_cursor(cursor: str) -> tuple[datetime, str]:
 
 def list_cases(session: Session, *, principal: Principal, state: str | None, cursor: str | None) -> dict[str, Any]:
     before = _decode_case_cursor(cursor) if cursor else None
-    cases = repository.list_visible_cases(session, principal=principal, state=state, before=before,
-                                          limit=PAGE_SIZE + 1)
-    page = cases[:PAGE_SIZE]
-    return {"items": [case_view(session, case, with_history=False) for case in page],
-            "next_cursor": (encode_cursor([page[-1].submitted_at.astimezone(timezone.utc).isoformat(), page[-1].id])
-                            if len(cases) > PAGE_SIZE else None)}
+    rows = repository.list_visible_cases(session, principal=principal, state=state, before=before,
+                                         limit=PAGE_SIZE + 1)
+    page = rows[:PAGE_SIZE]
+    last = page[-1][0] if page else None
+    return {"items": case_views(session, page, principal=principal),
+            "next_cursor": (encode_cursor([last.submitted_at.astimezone(timezone.utc).isoformat(), last.id])
+                            if len(rows) > PAGE_SIZE else None)}

@@ -12,7 +12,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+
 from services.certificates.identifiers import parse_identifier
+from services.certificates.numbers import certificate_number
 from services.certificates.pki import load_issuing_chain
 from services.certificates.rendering import (
     content_sha256,
@@ -22,7 +25,7 @@ from services.certificates.rendering import (
     shared_renderer,
 )
 from services.certificates.signing import sign_pdf
-from services.certificates.types import CertificateType, resolve_fields
+from services.certificates.types import HOLDER_CODE_TYPE_NAMES, CertificateType, resolve_fields
 from services.config import Settings, get_settings
 from services.errors import InvalidInput, ServiceUnavailable
 
@@ -42,6 +45,8 @@ class IssuedPdf:
     content_sha256: str  # of what the certificate says (hex), also the QR token's `h`
     qr_token: str
     fields: tuple[tuple[str, str], ...] = ()  # (label, value) as printed
+    number: str = ""  # the printed certificate number (证照编号)
+    signer_fingerprint: str = ""  # SHA-256 (hex) of the issuer certificate that signed
 
 
 def certificate_context(
@@ -53,6 +58,7 @@ def certificate_context(
     issued_at: dt.date,
     valid_until: dt.date | None,
     cert_type: CertificateType,
+    number: str = "",
 ) -> dict:
     """The case context plus what the pipeline knows: `certificate.*` and `issuer.*`."""
     return {
@@ -60,9 +66,15 @@ def certificate_context(
         "certificate": {
             "identifier": identifier,
             "serial": serial,
+            "number": number or serial,
+            "name": cert_type.certificate_name,
             "holder_masked": holder_masked,
+            "holder_code_type": cert_type.holder_code_type,
+            "holder_code_type_name": HOLDER_CODE_TYPE_NAMES[cert_type.holder_code_type],
             "issued_at": issued_at,
+            "valid_from": issued_at,
             "valid_until": valid_until if valid_until is not None else "长期",
+            "jurisdiction_code": cert_type.jurisdiction_code,
         },
         "issuer": {"name": cert_type.issuer_name, "credit_code": cert_type.issuer_code},
     }
@@ -79,9 +91,10 @@ def produce_certificate_pdf(
     settings: Settings | None = None,
 ) -> IssuedPdf:
     """Render, seal and sign one certificate. `context` is the case context the type's field
-    sources point into; `holder_masked` is the masked ID number (never pass the clear one)."""
+    sources point into; `holder_masked` is the holder's masked ID number (never pass the clear
+    one), or for an organisation its credit code (public, shown in full)."""
     settings = settings or get_settings()
-    if _CLEAR_ID_NUMBER.fullmatch(holder_masked.strip()):
+    if cert_type.holder_kind == "person" and _CLEAR_ID_NUMBER.fullmatch(holder_masked.strip()):
         raise InvalidInput("证照上只能显示脱敏的证件号码", code="holder_number_not_masked")
     parsed = parse_identifier(identifier)
     if parsed.type_code != cert_type.type_code or parsed.issuer_code != cert_type.issuer_code:
@@ -90,11 +103,13 @@ def produce_certificate_pdf(
             code="certificate_identifier_mismatch",
             detail={"identifier": identifier, "certificate_type": cert_type.code},
         )
-    chain = load_issuing_chain(settings)
+    chain = load_issuing_chain(settings, issuer_code=cert_type.issuer_code)
     signer_code = chain.issuer_credit_code
     if signer_code is not None and signer_code != cert_type.issuer_code:
         raise IssuerMismatch(detail={"type_issuer": cert_type.issuer_code, "signing_certificate": signer_code})
 
+    number = certificate_number(cert_type, serial=parsed.serial, issued_at=issued_at,
+                                holder_masked=holder_masked, context=context)
     fields = resolve_fields(
         cert_type,
         certificate_context(
@@ -105,6 +120,7 @@ def produce_certificate_pdf(
             issued_at=issued_at,
             valid_until=valid_until,
             cert_type=cert_type,
+            number=number,
         ),
     )
     content_hash = content_sha256(fields, identifier)
@@ -124,6 +140,7 @@ def produce_certificate_pdf(
         issued_at=issued_at,
         valid_until=valid_until,
         holder_masked=holder_masked,
+        number=number,
         qr_png=qr_png(qr_payload(public_base_url=settings.public_base_url, identifier=identifier, token=token)),
     )
     signed = sign_pdf(
@@ -140,4 +157,35 @@ def produce_certificate_pdf(
         content_sha256=content_hash,
         qr_token=token,
         fields=tuple(fields),
+        number=number,
+        signer_fingerprint=chain.issuer_cert.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+def produce_sample_pdf(
+    cert_type: CertificateType,
+    *,
+    serial: str = "202600000001",
+    issued_at: dt.date | None = None,
+    settings: Settings | None = None,
+) -> IssuedPdf:
+    """A certificate of `cert_type` filled with the made-up `sample:` context of its type.yaml
+    (previews, `onestop certificates render-sample`, the tests of every type)."""
+    from services.certificates.identifiers import build_identifier
+
+    if not cert_type.sample:
+        raise InvalidInput("该证照类型没有示例数据（type.yaml 的 sample）", code="certificate_type_without_sample")
+    issued_at = issued_at or dt.date.today()
+    context = dict(cert_type.sample)
+    applicant = context.get("applicant") or {}
+    holder = applicant.get("credit_code") if cert_type.holder_kind == "organization" else applicant.get("number_masked")
+    identifier = build_identifier(type_code=cert_type.type_code, issuer_code=cert_type.issuer_code, serial=serial)
+    return produce_certificate_pdf(
+        cert_type=cert_type,
+        identifier=identifier,
+        context=context,
+        holder_masked=holder or "",
+        issued_at=issued_at,
+        valid_until=cert_type.valid_until(issued_at),
+        settings=settings,
     )

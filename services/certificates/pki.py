@@ -1,27 +1,37 @@
-"""The issuing chain for e-certificates: who signs, who vouches for the signer, what is revoked.
+"""The issuing chains for e-certificates: who signs, who vouches for the signer, what is revoked.
 
-Two modes:
+Every issuing authority (颁证单位) signs with its own key; its certificate carries its unified
+social credit code (organizationIdentifier "NTRCN-<code>"), so a verifier sees which authority
+signed. `load_issuing_chain(settings, issuer_code=...)` returns the chain of one authority.
 
-- **Development / demo** (the default): a root CA and an issuer certificate for the issuing
-  authority are generated under `settings.pki_dir` on first use. The root also issues the CRL
-  (`crl.der`), regenerated whenever it is close to its nextUpdate.
-- **Production**: `settings.issuer_pkcs12_path` names a PKCS#12 file with the issuer's key, its
-  certificate and the chain up to the root (password `settings.issuer_pkcs12_password`). The
-  root's key is not ours there, so we cannot issue CRLs: drop the CA's current CRL (DER) at
-  `<pki_dir>/crl.der` (a cron job fetching it is enough) and it is served and embedded; without
-  it, `current_crl_der` raises `CrlUnavailable` and signatures carry no revocation data.
-  `revoke_issuer_certificate` and `rotate_issuer_key` only exist for the development chain.
+Three modes:
 
-Files in `pki_dir` (private keys 0600, every write to a temporary file then `os.replace`, every
-change under an exclusive `flock` on `.lock`, reads under a shared one, so several processes
-starting at once agree on one chain and nobody reads a key from one generation and a
-certificate from another):
+- **Development / demo** (the default): one root CA under `settings.pki_dir`, and under it one
+  issuer certificate per issuing authority, generated on first use (the authority's name comes
+  from the certificate types in e-certificates/). The root also issues the CRL (`crl.der`),
+  regenerated whenever it is close to its nextUpdate.
+- **Production, one key per authority**: `ONESTOP_ISSUER_KEYS_DIR` holds `<credit code>.p12`
+  (PKCS#12: key, certificate, chain) or `<credit code>.pem` (PEM: the private key, the
+  certificate and the chain up to the root, in any order). Password: `<code>.password` beside the
+  file, else `ONESTOP_ISSUER_KEYS_PASSWORD`. Replacing a file rotates that key; certificates
+  signed with the old one stay valid (their PDF carries the old certificate).
+- **Production, one key** (the older setting): `settings.issuer_pkcs12_path`.
 
-    root.key.pem, root.cert.pem        the development root
-    issuer.pem                         current issuer key + certificate, one file (atomic swap)
-    retired/<serial hex>.cert.pem      earlier issuer certificates (rotated or revoked keys)
-    revoked.json                       [{"serial", "revoked_at", "reason"}], the CRL's source
-    crl.der, crl.number                the current CRL and its monotonic number
+In production the root's key is not ours, so we cannot issue CRLs: drop the CA's current CRL
+(DER) at `<pki_dir>/crl.der` (a cron job fetching it is enough) and it is served and embedded;
+without it, `current_crl_der` raises `CrlUnavailable` and signatures carry no revocation data.
+`revoke_issuer_certificate` and `rotate_issuer_key` only exist for the development chain.
+
+Files of the development chain in `pki_dir` (private keys 0600, every write to a temporary file
+then `os.replace`, every change under an exclusive `flock` on `.lock`, reads under a shared one,
+so several processes starting at once agree on one chain and nobody reads a key from one
+generation and a certificate from another):
+
+    root.key.pem, root.cert.pem                 the development root
+    issuers/<code>/issuer.pem                   an authority's current key + certificate (one file)
+    issuers/<code>/retired/<serial hex>.cert.pem  its earlier certificates (rotated or revoked)
+    revoked.json                                [{"serial", "revoked_at", "reason"}], the CRL's source
+    crl.der, crl.number                         the current CRL and its monotonic number
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +53,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from services.certificates.settings import CertificateSettings, get_certificate_settings
 from services.config import Settings, get_settings
 from services.errors import Conflict, ServiceUnavailable
 
 ROOT_COMMON_NAME = "onestop 开发根证书 (演示)"
-# The demo issuing authority; must match `issuer` in the shipped e-certificates/*/type.yaml.
+# The first demo issuing authority (居住证明); the default when no issuer code is given.
 # The credit code is a made-up value with a valid GB 32100 check character, not the real one.
 DEV_ISSUER_NAME = "婺源县政务服务数据管理局"
 DEV_ISSUER_CREDIT_CODE = "11361130MB1C20012R"
@@ -68,6 +80,11 @@ class CrlUnavailable(ServiceUnavailable):
 class PkiOperationNotSupported(Conflict):
     code = "pki_operation_not_supported"
     message = "该操作仅适用于开发用签发证书链"
+
+
+class IssuerKeyUnavailable(ServiceUnavailable):
+    code = "issuer_key_unavailable"
+    message = "颁证单位的签章密钥不可用"
 
 
 @dataclass
@@ -98,82 +115,233 @@ def credit_code_of(cert: x509.Certificate) -> str | None:
     return None
 
 
+def known_issuers() -> dict[str, str]:
+    """credit code -> name of every issuing authority named by a certificate type."""
+    from services.certificates.types import load_certificate_types
+
+    issuers = {DEV_ISSUER_CREDIT_CODE: DEV_ISSUER_NAME}
+    for cert_type in load_certificate_types().values():
+        issuers[cert_type.issuer_code] = cert_type.issuer_name
+    return issuers
+
+
 # ---------------------------------------------------------------------------------------------
 # Public API
 
 
-def load_issuing_chain(settings: Settings | None = None) -> IssuingChain:
-    """The chain to sign with, generating the development chain on first use; cached per pki_dir
-    and reloaded when another process rotates the key."""
-    settings = settings or get_settings()
+def _mode(settings: Settings, cert_settings: CertificateSettings) -> str:
+    if cert_settings.issuer_keys_dir:
+        return "keys_dir"
     if settings.issuer_pkcs12_path:
-        return _load_pkcs12(settings)
-    store = _DevStore(settings.pki_dir)
-    return store.load(settings)
+        return "pkcs12"
+    return "dev"
 
 
-def ca_bundle_pem(settings: Settings | None = None) -> bytes:
-    """Root and intermediate certificates (PEM), root last: what a verifier must trust."""
-    chain = load_issuing_chain(settings)
-    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain.chain)
+def is_development_chain(settings: Settings | None = None, cert_settings: CertificateSettings | None = None) -> bool:
+    settings = settings or get_settings()
+    return _mode(settings, cert_settings or get_certificate_settings()) == "dev"
 
 
-def current_crl_der(settings: Settings | None = None) -> bytes:
+def load_issuing_chain(
+    settings: Settings | None = None,
+    *,
+    issuer_code: str | None = None,
+    cert_settings: CertificateSettings | None = None,
+) -> IssuingChain:
+    """The chain the authority `issuer_code` signs with (default: the first demo authority),
+    generating the development chain on first use; cached, and reloaded when another process
+    rotates the key or the operator replaces a key file."""
+    settings = settings or get_settings()
+    cert_settings = cert_settings or get_certificate_settings()
+    code = issuer_code or DEV_ISSUER_CREDIT_CODE
+    mode = _mode(settings, cert_settings)
+    if mode == "keys_dir":
+        return _load_from_keys_dir(Path(cert_settings.issuer_keys_dir), code, cert_settings.issuer_keys_password)
+    if mode == "pkcs12":
+        return _load_pkcs12(Path(settings.issuer_pkcs12_path), settings.issuer_pkcs12_password)
+    name = known_issuers().get(code)
+    if name is None:
+        raise IssuerKeyUnavailable(detail={"issuer_code": code, "reason": "unknown_issuer"})
+    return _DevStore(settings.pki_dir).load(settings, issuer_code=code, issuer_name=name)
+
+
+def all_issuing_chains(settings: Settings | None = None,
+                       cert_settings: CertificateSettings | None = None) -> list[IssuingChain]:
+    """Every issuing authority's chain (development: every authority a type names)."""
+    settings = settings or get_settings()
+    cert_settings = cert_settings or get_certificate_settings()
+    mode = _mode(settings, cert_settings)
+    if mode == "keys_dir":
+        directory = Path(cert_settings.issuer_keys_dir)
+        codes = sorted({path.name.split(".")[0] for path in directory.glob("*.p12")}
+                       | {path.name.split(".")[0] for path in directory.glob("*.pem")})
+        return [load_issuing_chain(settings, issuer_code=code, cert_settings=cert_settings) for code in codes]
+    if mode == "pkcs12":
+        return [load_issuing_chain(settings, cert_settings=cert_settings)]
+    return [load_issuing_chain(settings, issuer_code=code, cert_settings=cert_settings)
+            for code in sorted(known_issuers())]
+
+
+def trust_roots(settings: Settings | None = None, cert_settings: CertificateSettings | None = None
+                ) -> list[x509.Certificate]:
+    """The root certificates a verifier of our certificates must trust (deduplicated)."""
+    roots: dict[bytes, x509.Certificate] = {}
+    for chain in all_issuing_chains(settings, cert_settings):
+        roots.setdefault(chain.root_cert.fingerprint(hashes.SHA256()), chain.root_cert)
+    return list(roots.values())
+
+
+def ca_bundle_pem(settings: Settings | None = None, cert_settings: CertificateSettings | None = None) -> bytes:
+    """Root and intermediate certificates (PEM), roots last: what a verifier must trust."""
+    seen: dict[bytes, x509.Certificate] = {}
+    for chain in all_issuing_chains(settings, cert_settings):
+        for cert in chain.chain:
+            seen.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+    ordered = sorted(seen.values(), key=lambda cert: cert.issuer == cert.subject)  # roots last
+    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in ordered)
+
+
+def issuer_certificates(settings: Settings | None = None, cert_settings: CertificateSettings | None = None
+                        ) -> list[x509.Certificate]:
+    """Every issuer certificate we know, current and retired (to verify QR tokens by `kid`)."""
+    certificates: list[x509.Certificate] = []
+    for chain in all_issuing_chains(settings, cert_settings):
+        certificates.extend(chain.issuer_certificates)
+    return certificates
+
+
+def current_crl_der(settings: Settings | None = None, cert_settings: CertificateSettings | None = None) -> bytes:
     """The root's current CRL (DER), regenerated when it is close to its nextUpdate."""
     settings = settings or get_settings()
-    if settings.issuer_pkcs12_path:
+    cert_settings = cert_settings or get_certificate_settings()
+    if _mode(settings, cert_settings) != "dev":
         path = settings.pki_dir / "crl.der"
         if not path.exists():
             raise CrlUnavailable(detail={"expected_path": "pki_dir/crl.der"})
         return path.read_bytes()
     store = _DevStore(settings.pki_dir)
-    store.load(settings)  # make sure the chain (and so a CRL) exists
+    store.ensure_root()  # make sure the root (and so a CRL) exists
     return store.crl(settings)
 
 
-def revoke_issuer_certificate(settings: Settings | None = None, *, reason: str = "key_compromise") -> None:
-    """Put the current issuer certificate on the CRL and switch to a new issuer key."""
+def revoke_issuer_certificate(
+    settings: Settings | None = None,
+    *,
+    reason: str = "key_compromise",
+    issuer_code: str | None = None,
+    cert_settings: CertificateSettings | None = None,
+) -> None:
+    """Put an authority's current issuer certificate on the CRL and switch it to a new key."""
     settings = settings or get_settings()
     if reason not in _REVOCATION_REASONS:
         raise ValueError(f"unknown revocation reason {reason!r}; one of {sorted(_REVOCATION_REASONS)}")
-    _dev_only(settings)
-    _DevStore(settings.pki_dir).rotate(settings, revoke_reason=reason)
+    _dev_only(settings, cert_settings)
+    code = issuer_code or DEV_ISSUER_CREDIT_CODE
+    load_issuing_chain(settings, issuer_code=code, cert_settings=cert_settings)
+    _DevStore(settings.pki_dir).rotate(settings, issuer_code=code, issuer_name=known_issuers()[code],
+                                       revoke_reason=reason)
 
 
-def rotate_issuer_key(settings: Settings | None = None) -> None:
-    """Switch to a new issuer key; certificates signed with the old one stay valid."""
+def rotate_issuer_key(
+    settings: Settings | None = None,
+    *,
+    issuer_code: str | None = None,
+    cert_settings: CertificateSettings | None = None,
+) -> None:
+    """Switch an authority to a new key; certificates signed with the old one stay valid."""
     settings = settings or get_settings()
-    _dev_only(settings)
-    _DevStore(settings.pki_dir).rotate(settings, revoke_reason=None)
+    _dev_only(settings, cert_settings)
+    code = issuer_code or DEV_ISSUER_CREDIT_CODE
+    load_issuing_chain(settings, issuer_code=code, cert_settings=cert_settings)
+    _DevStore(settings.pki_dir).rotate(settings, issuer_code=code, issuer_name=known_issuers()[code],
+                                       revoke_reason=None)
 
 
-def _dev_only(settings: Settings) -> None:
-    if settings.issuer_pkcs12_path:
+def _dev_only(settings: Settings, cert_settings: CertificateSettings | None) -> None:
+    if _mode(settings, cert_settings or get_certificate_settings()) != "dev":
         raise PkiOperationNotSupported()
 
 
 # ---------------------------------------------------------------------------------------------
-# PKCS#12 (production)
+# Production: PKCS#12 or PEM files
 
-_pkcs12_cache: dict[tuple[str, int], IssuingChain] = {}
+_file_cache: dict[tuple[str, int, int], IssuingChain] = {}
+_file_cache_lock = threading.Lock()
 
 
-def _load_pkcs12(settings: Settings) -> IssuingChain:
-    path = Path(settings.issuer_pkcs12_path)
-    key_id = (str(path.resolve()), path.stat().st_mtime_ns)
-    cached = _pkcs12_cache.get(key_id)
+def _cached_file_chain(path: Path, loader) -> IssuingChain:
+    stat = path.stat()
+    key_id = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _file_cache_lock:
+        cached = _file_cache.get(key_id)
     if cached is not None:
         return cached
-    password = settings.issuer_pkcs12_password.encode() or None
-    key, cert, additional = pkcs12.load_key_and_certificates(path.read_bytes(), password)
-    if key is None or cert is None:
-        raise ServiceUnavailable("签发证书文件缺少私钥或证书", code="issuer_pkcs12_incomplete")
-    chain = _order_chain(cert, list(additional))
-    root = chain[-1] if chain else cert
-    loaded = IssuingChain(issuer_key=key, issuer_cert=cert, chain=chain, root_cert=root, dev=False)
-    _pkcs12_cache.clear()
-    _pkcs12_cache[key_id] = loaded
+    loaded = loader()
+    with _file_cache_lock:
+        for stale in [key for key in _file_cache if key[0] == key_id[0]]:
+            del _file_cache[stale]
+        _file_cache[key_id] = loaded
     return loaded
+
+
+def _load_pkcs12(path: Path, password: str) -> IssuingChain:
+    def load() -> IssuingChain:
+        try:
+            key, cert, additional = pkcs12.load_key_and_certificates(path.read_bytes(), password.encode() or None)
+        except (ValueError, OSError) as error:
+            raise IssuerKeyUnavailable("签章密钥文件无法读取（格式或口令错误）",
+                                       detail={"file": path.name}) from error
+        return _assemble(key, cert, list(additional), path)
+
+    return _cached_file_chain(path, load)
+
+
+def _load_pem(path: Path, password: str) -> IssuingChain:
+    def load() -> IssuingChain:
+        data = path.read_bytes()
+        try:
+            key = serialization.load_pem_private_key(data, password=password.encode() or None)
+            certificates = x509.load_pem_x509_certificates(data)
+        except (ValueError, TypeError) as error:
+            raise IssuerKeyUnavailable("签章密钥文件无法读取（格式或口令错误）",
+                                       detail={"file": path.name}) from error
+        public = key.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        leaf = next((cert for cert in certificates
+                     if cert.public_key().public_bytes(serialization.Encoding.DER,
+                                                       serialization.PublicFormat.SubjectPublicKeyInfo) == public),
+                    None)
+        if leaf is None:
+            raise IssuerKeyUnavailable("签章密钥文件中没有与私钥匹配的证书", detail={"file": path.name})
+        return _assemble(key, leaf, [cert for cert in certificates if cert is not leaf], path)
+
+    return _cached_file_chain(path, load)
+
+
+def _assemble(key, cert, others: list[x509.Certificate], path: Path) -> IssuingChain:
+    if key is None or cert is None:
+        raise IssuerKeyUnavailable("签章密钥文件缺少私钥或证书", detail={"file": path.name})
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise IssuerKeyUnavailable("签章密钥须为椭圆曲线 (P-256) 密钥", detail={"file": path.name})
+    chain = _order_chain(cert, others)
+    root = chain[-1] if chain else cert
+    return IssuingChain(issuer_key=key, issuer_cert=cert, chain=chain or [cert], root_cert=root, dev=False)
+
+
+def _load_from_keys_dir(directory: Path, code: str, password: str) -> IssuingChain:
+    password_file = directory / f"{code}.password"
+    if password_file.exists():
+        password = password_file.read_text(encoding="utf-8").strip()
+    for suffix, loader in ((".p12", _load_pkcs12), (".pfx", _load_pkcs12), (".pem", _load_pem)):
+        path = directory / f"{code}{suffix}"
+        if path.exists():
+            chain = loader(path, password)
+            if chain.issuer_credit_code not in (None, code):
+                raise IssuerKeyUnavailable("签章证书中的统一社会信用代码与文件名不符",
+                                           detail={"file": path.name, "certificate_code": chain.issuer_credit_code})
+            return chain
+    raise IssuerKeyUnavailable(detail={"issuer_code": code, "reason": "no_key_file",
+                                       "expected": [f"{code}.p12", f"{code}.pem"]})
 
 
 def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
@@ -196,8 +364,8 @@ def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> list
 
 
 _cache_lock = threading.Lock()
-# pki_dir -> (stamp of issuer.pem, chain); stamp = (mtime_ns, size, inode)
-_chain_cache: dict[Path, tuple[tuple[int, int, int], IssuingChain]] = {}
+# (pki_dir, issuer code) -> (stamp of issuer.pem, stamp of root.cert.pem, chain)
+_chain_cache: dict[tuple[Path, str], tuple[tuple, tuple, IssuingChain]] = {}
 # pki_dir -> (stamp of crl.der, next_update, der)
 _crl_cache: dict[Path, tuple[tuple[int, int, int], dt.datetime, bytes]] = {}
 
@@ -215,11 +383,16 @@ class _DevStore:
         self.dir = Path(directory)
         self.root_key_path = self.dir / "root.key.pem"
         self.root_cert_path = self.dir / "root.cert.pem"
-        self.issuer_path = self.dir / "issuer.pem"
-        self.retired_dir = self.dir / "retired"
+        self.issuers_dir = self.dir / "issuers"
         self.revoked_path = self.dir / "revoked.json"
         self.crl_path = self.dir / "crl.der"
         self.crl_number_path = self.dir / "crl.number"
+
+    def issuer_path(self, code: str) -> Path:
+        return self.issuers_dir / code / "issuer.pem"
+
+    def retired_dir(self, code: str) -> Path:
+        return self.issuers_dir / code / "retired"
 
     # -- locking -------------------------------------------------------------------------------
 
@@ -236,32 +409,42 @@ class _DevStore:
 
     # -- chain ---------------------------------------------------------------------------------
 
-    def load(self, settings: Settings) -> IssuingChain:
-        stamp = _stamp(self.issuer_path)
+    def ensure_root(self) -> None:
+        if self.root_cert_path.exists() and self.crl_path.exists():
+            return
+        with self._locked(exclusive=True):
+            self._generate_root()
+
+    def load(self, settings: Settings, *, issuer_code: str, issuer_name: str) -> IssuingChain:
+        issuer_path = self.issuer_path(issuer_code)
+        stamp, root_stamp = _stamp(issuer_path), _stamp(self.root_cert_path)
         with _cache_lock:
-            cached = _chain_cache.get(self.dir)
-        if cached is not None and stamp is not None and cached[0] == stamp:
-            return cached[1]
-        if stamp is None or not self.root_cert_path.exists():
+            cached = _chain_cache.get((self.dir, issuer_code))
+        if cached is not None and stamp is not None and cached[0] == stamp and cached[1] == root_stamp:
+            return cached[2]
+        if stamp is None or root_stamp is None:
             with self._locked(exclusive=True):
-                if not self.issuer_path.exists() or not self.root_cert_path.exists():
-                    self._generate(settings)
+                self._generate_root()
+                self._adopt_legacy_layout()
+                if not issuer_path.exists():
+                    self._write_new_issuer(settings, issuer_code=issuer_code, issuer_name=issuer_name)
         with self._locked(exclusive=False):
-            stamp = _stamp(self.issuer_path)
-            chain = self._read_chain()
+            stamp, root_stamp = _stamp(issuer_path), _stamp(self.root_cert_path)
+            chain = self._read_chain(issuer_code)
         assert stamp is not None
         with _cache_lock:
-            _chain_cache[self.dir] = (stamp, chain)
+            _chain_cache[(self.dir, issuer_code)] = (stamp, root_stamp, chain)
         return chain
 
-    def _read_chain(self) -> IssuingChain:
+    def _read_chain(self, code: str) -> IssuingChain:
         root_cert = x509.load_pem_x509_certificate(self.root_cert_path.read_bytes())
-        issuer_pem = self.issuer_path.read_bytes()
+        issuer_pem = self.issuer_path(code).read_bytes()
         issuer_key = serialization.load_pem_private_key(issuer_pem, password=None)
         issuer_cert = x509.load_pem_x509_certificate(issuer_pem)
         retired = []
-        if self.retired_dir.is_dir():
-            for path in sorted(self.retired_dir.glob("*.cert.pem"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        retired_dir = self.retired_dir(code)
+        if retired_dir.is_dir():
+            for path in sorted(retired_dir.glob("*.cert.pem"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
                 retired.append(x509.load_pem_x509_certificate(path.read_bytes()))
         assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
         return IssuingChain(
@@ -273,39 +456,58 @@ class _DevStore:
             dev=True,
         )
 
-    def _generate(self, settings: Settings) -> None:
-        """Create whatever is missing. Called with the exclusive lock held."""
+    def _generate_root(self) -> None:
+        """Create the root and a first CRL if missing. Called with the exclusive lock held."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        if self.root_key_path.exists() and self.root_cert_path.exists():
-            root_key = self._root_key()
-            root_cert = x509.load_pem_x509_certificate(self.root_cert_path.read_bytes())
-        else:
+        if not (self.root_key_path.exists() and self.root_cert_path.exists()):
             root_key = ec.generate_private_key(ec.SECP256R1())
             root_cert = _make_root_cert(root_key)
             _atomic_write(self.root_key_path, _key_pem(root_key), private=True)
             _atomic_write(self.root_cert_path, root_cert.public_bytes(serialization.Encoding.PEM))
-        if not self.issuer_path.exists():
-            self._write_new_issuer(settings, root_key, root_cert)
-        self._write_crl(root_key, root_cert)
+            self._write_crl(root_key, root_cert)
+        elif not self.crl_path.exists():
+            self._write_crl(self._root_key(), self._root_cert())
+
+    def _adopt_legacy_layout(self) -> None:
+        """A pki_dir from before several authorities (issuer.pem at the top) becomes the first
+        authority's folder, so its certificates keep verifying. Exclusive lock held."""
+        legacy = self.dir / "issuer.pem"
+        if not legacy.exists():
+            return
+        target = self.issuer_path(DEV_ISSUER_CREDIT_CODE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.replace(legacy, target)
+            legacy_retired = self.dir / "retired"
+            if legacy_retired.is_dir():
+                shutil.move(str(legacy_retired), str(self.retired_dir(DEV_ISSUER_CREDIT_CODE)))
+        else:
+            legacy.unlink()
 
     def _root_key(self) -> ec.EllipticCurvePrivateKey:
         key = serialization.load_pem_private_key(self.root_key_path.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return key
 
-    def _write_new_issuer(self, settings: Settings, root_key, root_cert: x509.Certificate) -> None:
-        issuer_key = ec.generate_private_key(ec.SECP256R1())
-        issuer_cert = _make_issuer_cert(settings, issuer_key, root_key, root_cert)
-        pem = _key_pem(issuer_key) + issuer_cert.public_bytes(serialization.Encoding.PEM)
-        _atomic_write(self.issuer_path, pem, private=True)
+    def _root_cert(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.root_cert_path.read_bytes())
 
-    def rotate(self, settings: Settings, *, revoke_reason: str | None) -> None:
-        self.load(settings)
+    def _write_new_issuer(self, settings: Settings, *, issuer_code: str, issuer_name: str) -> None:
+        issuer_key = ec.generate_private_key(ec.SECP256R1())
+        issuer_cert = _make_issuer_cert(settings, issuer_key, self._root_key(), self._root_cert(),
+                                        issuer_name=issuer_name, issuer_code=issuer_code)
+        pem = _key_pem(issuer_key) + issuer_cert.public_bytes(serialization.Encoding.PEM)
+        path = self.issuer_path(issuer_code)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, pem, private=True)
+
+    def rotate(self, settings: Settings, *, issuer_code: str, issuer_name: str, revoke_reason: str | None) -> None:
         with self._locked(exclusive=True):
-            old_cert = x509.load_pem_x509_certificate(self.issuer_path.read_bytes())
-            self.retired_dir.mkdir(exist_ok=True)
+            old_cert = x509.load_pem_x509_certificate(self.issuer_path(issuer_code).read_bytes())
+            retired_dir = self.retired_dir(issuer_code)
+            retired_dir.mkdir(parents=True, exist_ok=True)
             _atomic_write(
-                self.retired_dir / f"{old_cert.serial_number:x}.cert.pem",
+                retired_dir / f"{old_cert.serial_number:x}.cert.pem",
                 old_cert.public_bytes(serialization.Encoding.PEM),
             )
             if revoke_reason is not None:
@@ -313,15 +515,14 @@ class _DevStore:
                 revoked.append(
                     {
                         "serial": old_cert.serial_number,
+                        "issuer_code": issuer_code,
                         "revoked_at": _now().isoformat(),
                         "reason": revoke_reason,
                     }
                 )
                 _atomic_write(self.revoked_path, json.dumps(revoked, indent=2).encode())
-            root_key = self._root_key()
-            root_cert = x509.load_pem_x509_certificate(self.root_cert_path.read_bytes())
-            self._write_new_issuer(settings, root_key, root_cert)
-            self._write_crl(root_key, root_cert)
+            self._write_new_issuer(settings, issuer_code=issuer_code, issuer_name=issuer_name)
+            self._write_crl(self._root_key(), self._root_cert())
 
     # -- CRL -----------------------------------------------------------------------------------
 
@@ -346,8 +547,7 @@ class _DevStore:
                 der = self.crl_path.read_bytes() if self.crl_path.exists() else b""
                 next_update = x509.load_der_x509_crl(der).next_update_utc if der else None
                 if next_update is None or next_update - now <= CRL_REFRESH_MARGIN:
-                    root_cert = x509.load_pem_x509_certificate(self.root_cert_path.read_bytes())
-                    self._write_crl(self._root_key(), root_cert)
+                    self._write_crl(self._root_key(), self._root_cert())
                     der = self.crl_path.read_bytes()
                     next_update = x509.load_der_x509_crl(der).next_update_utc
                 stamp = _stamp(self.crl_path)
@@ -438,16 +638,17 @@ def _make_root_cert(root_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     )
 
 
-def _make_issuer_cert(settings: Settings, issuer_key, root_key, root_cert: x509.Certificate) -> x509.Certificate:
+def _make_issuer_cert(settings: Settings, issuer_key, root_key, root_cert: x509.Certificate, *,
+                      issuer_name: str, issuer_code: str) -> x509.Certificate:
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "江西省"),
             x509.NameAttribute(NameOID.LOCALITY_NAME, "婺源县"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEV_ISSUER_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, issuer_name),
             # ETSI EN 319 412-1 legal-person identifier: "NTR" + country + "-" + registration number
-            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"NTRCN-{DEV_ISSUER_CREDIT_CODE}"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{DEV_ISSUER_NAME} 电子证照签章"),
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"NTRCN-{issuer_code}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{issuer_name} 电子证照签章"),
         ]
     )
     now = _now()

@@ -4,11 +4,17 @@
     e-certificates/<code>/template.html the page (string.Template placeholders, see rendering.py)
     e-certificates/<code>/style.css     its style sheet
     e-certificates/<code>/seal.svg      the seal drawn as the visible signature
+    e-certificates/_shared/             style sheets the types share (no type.yaml: not a type)
 
 Field `source`s are dotted paths into the case context the issuing job passes in, e.g.
 `applicant.name`, `form.address`, `handling_point.name`. The pipeline adds `certificate.*`
-(identifier, serial, issued_at, valid_until, holder_masked) and `issuer.*` (name, credit_code)
-so a template can show them as fields too.
+(identifier, serial, number, issued_at, valid_from, valid_until, holder_masked, holder_code_type)
+and `issuer.*` (name, credit_code) so a template can show them as fields too.
+
+The metadata a type declares follows the national e-certificate standards as used in practice
+(GB/T 36903 / 36904): certificate name, type name and code, issuing authority and its credit
+code, the holder's kind (and so the holder code type: 111 citizen ID number, 001 unified social
+credit code), the jurisdiction (administrative division) code, validity and the printed number.
 """
 
 from __future__ import annotations
@@ -40,12 +46,17 @@ class MissingFieldSource(InvalidInput):
     message = "生成电子证照所需的信息不全"
 
 
+def uscc_check_character(first17: str) -> str:
+    """The GB 32100 check character for the first 17 characters of a credit code."""
+    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_ALPHABET[(31 - total % 31) % 31]
+
+
 def uscc_is_valid(code: str) -> bool:
     """GB 32100 check of an 18-character unified social credit code."""
     if len(code) != 18 or any(char not in _USCC_ALPHABET for char in code):
         return False
-    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(code, _USCC_WEIGHTS, strict=False))
-    return _USCC_ALPHABET[(31 - total % 31) % 31] == code[17]
+    return uscc_check_character(code[:17]) == code[17]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,29 +96,85 @@ class FieldSpec(_Strict):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str = Field(min_length=1)
     source: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
-    format: Literal["text", "date", "year_month"] = "text"
+    format: Literal["text", "date", "datetime", "year_month"] = "text"
+    # optional: a missing or empty value prints `default` instead of failing the issue
+    optional: bool = False
+    default: str = "无"
+    # printed around the value, e.g. suffix " 万元"
+    prefix: str = ""
+    suffix: str = ""
+    # raw value -> printed value (a value that is already one of the printed ones is kept)
+    choices: dict[str, str] | None = None
+
+
+PAGE_SIZES = {"portrait": (595.28, 841.89), "landscape": (841.89, 595.28)}
 
 
 class LayoutSpec(_Strict):
+    page: Literal["portrait", "landscape"] = "portrait"  # A4
     seal_box: tuple[float, float, float, float]
 
-    @field_validator("seal_box")
-    @classmethod
-    def _ordered(cls, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        x1, y1, x2, y2 = box
-        if not (0 <= x1 < x2 <= 595.3 and 0 <= y1 < y2 <= 841.9):
-            raise ValueError("seal_box must be [x1, y1, x2, y2] inside an A4 page, in points")
-        return box
+    @model_validator(mode="after")
+    def _ordered(self) -> "LayoutSpec":
+        x1, y1, x2, y2 = self.seal_box
+        width, height = PAGE_SIZES[self.page]
+        if not (0 <= x1 < x2 <= width + 0.1 and 0 <= y1 < y2 <= height + 0.1):
+            raise ValueError(f"seal_box must be [x1, y1, x2, y2] inside an A4 {self.page} page, in points")
+        return self
+
+
+NUMBER_SCHEMES = ("serial", "pattern", "food-business-license", "disability-certificate",
+                  "individual-business-uscc")
+_PATTERN_FIELD = re.compile(r"\{([a-z_]+)(?::[0-9<>^=+-]*d)?\}")
+PATTERN_FIELDS = {"serial", "seq", "year", "date", "jurisdiction"}
+
+
+class NumberSpec(_Strict):
+    """How the printed certificate number (证照编号) is made from the registry serial; see
+    services/certificates/numbers.py."""
+
+    scheme: Literal["serial", "pattern", "food-business-license", "disability-certificate",
+                    "individual-business-uscc"] = "serial"
+    pattern: str | None = None  # scheme "pattern": e.g. "婺农宅〔{year}〕{seq:04d}号"
+    business_type: int | None = Field(default=None, ge=1, le=9)  # food licence: 主体业态 digit
+    business_type_source: str | None = None  # ... or looked up from the case by this path
+    business_type_choices: dict[str, int] | None = None  # printed 主体业态 -> digit
+    category_source: str | None = None  # disability: where the category and grade are
+    grade_source: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "NumberSpec":
+        if self.scheme == "pattern":
+            if not self.pattern:
+                raise ValueError("scheme pattern needs `pattern`")
+            stripped = _PATTERN_FIELD.sub("", self.pattern)
+            if "{" in stripped or "}" in stripped:
+                raise ValueError(f"pattern may only use {sorted(PATTERN_FIELDS)} (e.g. {{seq:04d}})")
+            unknown = {name for name in _PATTERN_FIELD.findall(self.pattern)} - PATTERN_FIELDS
+            if unknown:
+                raise ValueError(f"unknown pattern fields {sorted(unknown)}; known: {sorted(PATTERN_FIELDS)}")
+        if self.scheme == "food-business-license" and self.business_type is None:
+            raise ValueError("scheme food-business-license needs `business_type`")
+        if self.scheme == "disability-certificate" and not (self.category_source and self.grade_source):
+            raise ValueError("scheme disability-certificate needs `category_source` and `grade_source`")
+        return self
 
 
 class TypeFile(_Strict):
     code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     name: str = Field(min_length=2)
+    certificate_name: str | None = None  # 证照名称 where it differs from the type name
     type_code: str = Field(pattern=r"^[0-9A-Z]{21}$")
     issuer: IssuerSpec
+    holder_kind: Literal["person", "organization"] = "person"
+    jurisdiction_code: str = Field(pattern=r"^\d{6}(\d{6})?$")
     validity: ValiditySpec | None
+    number: NumberSpec = NumberSpec()
     fields: list[FieldSpec] = Field(min_length=1)
     layout: LayoutSpec
+    assumptions: list[str] = []  # demo values chosen where no public source was found
+    # a made-up case context (applicant, form, handling_point, operator) for previews and tests
+    sample: dict[str, Any] | None = None
 
     @field_validator("validity", mode="before")
     @classmethod
@@ -128,7 +195,11 @@ class TypeFile(_Strict):
 # What the rest of the code uses
 
 
-@dataclass(frozen=True)
+HOLDER_CODE_TYPES = {"person": "111", "organization": "001"}
+HOLDER_CODE_TYPE_NAMES = {"111": "公民身份号码", "001": "统一社会信用代码"}
+
+
+@dataclass(frozen=True, eq=False)
 class CertificateType:
     code: str
     name: str
@@ -139,6 +210,22 @@ class CertificateType:
     fields: tuple[FieldSpec, ...]
     seal_box: tuple[float, float, float, float]
     directory: Path
+    certificate_name: str = ""
+    holder_kind: str = "person"
+    jurisdiction_code: str = "361130"
+    number: NumberSpec = NumberSpec()
+    page: str = "portrait"
+    assumptions: tuple[str, ...] = ()
+    sample: dict[str, Any] | None = None
+
+    @property
+    def holder_code_type(self) -> str:
+        """GB/T 36903 holder code type: 111 citizen ID number, 001 unified social credit code."""
+        return HOLDER_CODE_TYPES[self.holder_kind]
+
+    @property
+    def page_size(self) -> tuple[float, float]:
+        return PAGE_SIZES[self.page]
 
     @property
     def issuer(self) -> IssuerSpec:
@@ -213,6 +300,13 @@ def load_certificate_type(directory: Path) -> CertificateType:
         fields=tuple(spec.fields),
         seal_box=spec.layout.seal_box,
         directory=directory,
+        certificate_name=spec.certificate_name or spec.name,
+        holder_kind=spec.holder_kind,
+        jurisdiction_code=spec.jurisdiction_code,
+        number=spec.number,
+        page=spec.layout.page,
+        assumptions=tuple(spec.assumptions),
+        sample=spec.sample,
     )
 
 
@@ -222,7 +316,30 @@ def _load_all(root: Path) -> dict[str, CertificateType]:
     for directory in sorted(path for path in root.iterdir() if (path / "type.yaml").is_file()):
         cert_type = load_certificate_type(directory)
         types[cert_type.code] = cert_type
+    _check_across_types(types)
     return types
+
+
+def _check_across_types(types: dict[str, CertificateType]) -> None:
+    """What no single file can check: type codes are unique, and one credit code is one issuer."""
+    by_type_code: dict[str, str] = {}
+    issuer_names: dict[str, tuple[str, str]] = {}
+    for cert_type in types.values():
+        other = by_type_code.setdefault(cert_type.type_code, cert_type.code)
+        if other != cert_type.code:
+            raise CertificateTypeError(f"{cert_type.code}/type.yaml: type_code: also used by {other}")
+        name, where = issuer_names.setdefault(cert_type.issuer_code, (cert_type.issuer_name, cert_type.code))
+        if name != cert_type.issuer_name:
+            raise CertificateTypeError(f"{cert_type.code}/type.yaml: issuer.name: credit code "
+                                       f"{cert_type.issuer_code} is {name!r} in {where}")
+
+
+def find_certificate_type(code_or_type_code: str) -> CertificateType | None:
+    """A type by its slug (residence-certificate) or its 21-character type code."""
+    types = load_certificate_types()
+    if code_or_type_code in types:
+        return types[code_or_type_code]
+    return next((t for t in types.values() if t.type_code == code_or_type_code), None)
 
 
 def load_certificate_types(root: Path = CERTIFICATE_TYPES_DIR) -> dict[str, CertificateType]:
@@ -254,7 +371,24 @@ def format_date(value: dt.date) -> str:
 
 
 def format_value(value: Any, style: str = "text") -> str:
-    """How a value reads on the certificate: dates in Chinese, year-months as 2019年3月."""
+    """How a value reads on the certificate: dates in Chinese, year-months as 2019年3月,
+    date-times as 2026年3月1日8时30分."""
+    if style == "datetime":
+        moment = value
+        if not isinstance(moment, dt.datetime):
+            try:
+                moment = dt.datetime.fromisoformat(str(value))
+            except ValueError:
+                moment = None
+        if isinstance(moment, dt.datetime):
+            if isinstance(value, str) and "T" not in value and " " not in value.strip():
+                return format_date(moment.date())  # a bare date: no time of day to print
+            return f"{format_date(moment.date())}{moment.hour}时{moment.minute:02d}分"
+        style = "date"
+    if isinstance(value, (list, tuple)):
+        return "、".join(format_value(item, style) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, dt.datetime):
         value = value.date()
     if style == "year_month":
@@ -273,6 +407,36 @@ def format_value(value: Any, style: str = "text") -> str:
     return str(value)
 
 
+def choice_value(choices: dict[str, str] | None, value: Any) -> str:
+    """The printed form of an enumerated value: its mapping, or itself if already printed."""
+    text = str(value).strip()
+    if not choices:
+        return text
+    if text in choices:
+        return choices[text]
+    lowered = {key.lower(): shown for key, shown in choices.items()}
+    return lowered.get(text.lower(), text)
+
+
+def render_field(spec: FieldSpec, value: Any) -> str:
+    """One field's value as printed: choices, then formatting, then prefix and suffix."""
+    if spec.choices and isinstance(value, (list, tuple)):
+        text = "、".join(choice_value(spec.choices, item) for item in value)
+    elif spec.choices:
+        text = choice_value(spec.choices, value)
+    else:
+        text = format_value(value, spec.format).strip()
+    return f"{spec.prefix}{text}{spec.suffix}"
+
+
+def lookup(context: dict, source: str) -> Any:
+    """The value at a dotted `source` path in a context, or None."""
+    try:
+        return _lookup(context, source)
+    except KeyError:
+        return None
+
+
 def resolve_fields(cert_type: CertificateType, context: dict) -> list[tuple[str, str]]:
     """(label, value) for every field of the type, in order; MissingFieldSource names what is
     missing or empty."""
@@ -284,9 +448,12 @@ def resolve_fields(cert_type: CertificateType, context: dict) -> list[tuple[str,
         except KeyError:
             value = None
         if value is None or (isinstance(value, str) and not value.strip()):
+            if spec.optional:
+                resolved.append((spec.label, spec.default))
+                continue
             missing.append({"key": spec.key, "label": spec.label, "source": spec.source})
             continue
-        resolved.append((spec.label, format_value(value, spec.format).strip()))
+        resolved.append((spec.label, render_field(spec, value)))
     if missing:
         raise MissingFieldSource(
             f"缺少证照字段：{'、'.join(item['label'] for item in missing)}",

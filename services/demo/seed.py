@@ -18,6 +18,7 @@ from services.accounts.passwords import hash_password
 from services.config import get_settings
 from services.errors import Forbidden
 from services.keys import load_or_create_secret
+from services.matters.service import sync_catalogue
 from services.points.models import ServicePoint, Staff
 from services.regions.importer import default_regions_file, import_regions
 from services.regions.repository import children, get_region
@@ -66,6 +67,7 @@ def seed_demo(session: Session, *, progress: Progress | None = None) -> dict[str
     was already there). The caller commits."""
     if not get_settings().demo:
         raise DemoModeOnly()
+    sync_catalogue(session)
     if is_seeded(session):
         return {"seeded": False, "reason": "database already has service points"}
     report = import_regions(session, default_regions_file(),

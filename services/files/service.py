@@ -1,25 +1,31 @@
-"""Uploaded materials: size limit, type detected from content, SHA-256, storage."""
+"""Uploaded materials: streamed to storage under a size limit, type detected from the bytes,
+SHA-256; readable only by the uploader and by those who may see the case (or the consent)
+that uses the file; deleted when nothing uses it a day after the upload."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import timedelta, timezone
 
 from sqlmodel import Session
 
 from services.accounts.principal import Principal
 from services.config import get_settings
+from services.db import utcnow
 from services.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from services.files.models import StoredFile
 from services.files.storage import get_storage
+from services.outbox.models import OutboxJob
 
-# Magic numbers: the type is what the bytes say, never what the name or header claims.
-_SIGNATURES = (
-    (b"%PDF-", "application/pdf"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
+log = logging.getLogger("onestop.files")
+
+# How long an upload may wait to be attached to a case (or kept by a consent) before it is deleted.
+UNATTACHED_LIFETIME = timedelta(days=1)
+_HEAD = 16
+CHINA = timezone(timedelta(hours=8))
 
 
 class FileTooLarge(PayloadTooLarge):
@@ -38,43 +44,118 @@ class FileNotFound(NotFound):
 
 
 def detect_content_type(head: bytes) -> str | None:
-    for signature, content_type in _SIGNATURES:
-        if head.startswith(signature):
-            return content_type
+    """The type the bytes are, from their signature (never from the name or the declared type):
+    `%PDF-<digit>.`, JPEG's SOI followed by a marker, PNG's 8-byte signature."""
+    if head.startswith(b"%PDF-") and len(head) >= 8 and head[5:6].isdigit() and head[6:7] == b".":
+        return "application/pdf"
+    if head.startswith(b"\xff\xd8\xff") and len(head) >= 4 and head[3] >= 0xC0:
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
     return None
 
 
 def store_upload(session: Session, *, principal: Principal, chunks: Iterable[bytes]) -> StoredFile:
-    """Read an upload chunk by chunk, refusing it as soon as it passes the size limit."""
+    """Stream an upload into storage, refusing it as soon as it passes the size limit or its
+    first bytes are not a PDF, JPEG or PNG (nothing is left behind either way)."""
     limit = get_settings().upload_max_bytes
     digest = hashlib.sha256()
-    parts: list[bytes] = []
-    size = 0
-    for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise FileTooLarge(detail={"limit_bytes": limit})
-        digest.update(chunk)
-        parts.append(chunk)
-    if size == 0:
-        raise InvalidInput("文件为空", detail=[{"field": "file", "reason": "empty"}])
-    data = b"".join(parts)
-    content_type = detect_content_type(data[:16])
-    if content_type is None:
-        raise FileTypeNotAllowed()
+    seen = {"size": 0, "type": None}
+
+    def checked() -> Iterator[bytes]:
+        head = b""
+        source = iter(chunks)
+        for chunk in source:
+            head += chunk
+            if len(head) >= _HEAD:
+                break
+        if not head:
+            raise InvalidInput("文件为空", detail=[{"field": "file", "reason": "empty"}])
+        seen["type"] = detect_content_type(head[:64])
+        if seen["type"] is None:
+            raise FileTypeNotAllowed()
+        for chunk in _chain(head, source):
+            seen["size"] += len(chunk)
+            if seen["size"] > limit:
+                raise FileTooLarge(detail={"limit_bytes": limit})
+            digest.update(chunk)
+            yield chunk
+
     file_id = str(uuid.uuid4())
     key = f"files/{file_id[:2]}/{file_id}"
-    get_storage().put(key, data)
-    record = StoredFile(id=file_id, sha256=digest.hexdigest(), size=size, content_type=content_type,
-                        storage_key=key, uploader=principal.key)
+    get_storage().put_stream(key, checked())
+    now = utcnow()
+    record = StoredFile(id=file_id, sha256=digest.hexdigest(), size=seen["size"], content_type=seen["type"],
+                        storage_key=key, uploader=principal.key, created_at=now)
     session.add(record)
+    # The clean-up is decided now: a job that runs once the file has had its day.
+    session.add(OutboxJob(kind="files_expire", payload={"file_id": file_id}, dedupe_key=f"files_expire:{file_id}",
+                          run_after=now + UNATTACHED_LIFETIME))
     session.flush()
     return record
 
 
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
 def get_own_unattached_file(session: Session, *, principal: Principal, file_id: str) -> StoredFile:
-    """A file the caller uploaded and that no case uses yet (to attach it to a new case)."""
+    """A file the caller uploaded and that no case or consent uses yet (to attach it)."""
     record = session.get(StoredFile, file_id)
-    if record is None or record.uploader != principal.key or record.case_id is not None:
+    if record is None or record.uploader != principal.key or record.case_id is not None or record.kept_by:
         raise FileNotFound(detail={"file_id": file_id})
     return record
+
+
+def can_read(session: Session, *, principal: Principal, record: StoredFile) -> bool:
+    """The uploader; whoever may see the case that uses the file (its staff, its applicant, the
+    helper who filed it); whoever may see the consent that keeps it."""
+    if record.uploader == principal.key:
+        return True
+    if record.case_id is not None:
+        from services.cases.repository import get_visible_case
+
+        if get_visible_case(session, case_id=record.case_id, principal=principal) is not None:
+            return True
+    if record.kept_by and record.kept_by.startswith("consent:"):
+        from services.consents.service import consent_visible
+
+        return consent_visible(session, principal=principal, consent_id=record.kept_by.split(":", 1)[1])
+    return False
+
+
+def get_readable_file(session: Session, *, principal: Principal, file_id: str) -> StoredFile:
+    """The file if the caller may read it; 404 otherwise (whether or not it exists)."""
+    record = session.get(StoredFile, file_id)
+    if record is None or not can_read(session, principal=principal, record=record):
+        raise FileNotFound()
+    return record
+
+
+def file_view(record: StoredFile) -> dict:
+    return {"id": record.id, "sha256": record.sha256, "size": record.size, "content_type": record.content_type,
+            "created_at": record.created_at.astimezone(CHINA).isoformat(), "case_id": record.case_id,
+            "attached": record.case_id is not None or bool(record.kept_by)}
+
+
+def open_content(record: StoredFile) -> Iterator[bytes]:
+    return get_storage().open_stream(record.storage_key)
+
+
+def expire_if_unattached(session: Session, *, file_id: str) -> bool:
+    """Delete an upload that nothing uses (row, then bytes). Returns whether it was deleted."""
+    record = session.get(StoredFile, file_id)
+    if record is None or record.case_id is not None or record.kept_by:
+        return False
+    from sqlalchemy import exists, select
+
+    from services.cases.models import CaseMaterial
+
+    if session.execute(select(exists().where(CaseMaterial.file_id == file_id))).scalar():
+        return False  # referenced although not marked: keep it, it is evidence
+    session.delete(record)
+    session.flush()
+    get_storage().delete(record.storage_key)
+    log.info("unattached upload deleted", extra={"file_id": file_id})
+    return True

@@ -6,6 +6,7 @@ Only the client is imported here; the fake pulls in FastAPI and is imported wher
 from services.wechat.client import (
     FaceVerifyFailed,
     InMemoryTokenCache,
+    RedisTokenCache,
     SubscribeMessageInvalid,
     SubscribeRefused,
     TokenCache,
@@ -23,6 +24,7 @@ from services.wechat.client import (
 __all__ = [
     "FaceVerifyFailed",
     "InMemoryTokenCache",
+    "RedisTokenCache",
     "SubscribeMessageInvalid",
     "SubscribeRefused",
     "TokenCache",

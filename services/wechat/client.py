@@ -181,6 +181,38 @@ class InMemoryTokenCache:
                 self._items[key] = (value, time.monotonic() + ttl)
 
 
+class RedisTokenCache:
+    """A `TokenCache` in Redis, so every onestop process (and every machine) uses one WeChat
+    access token instead of each fetching its own. Values expire in Redis itself. A Redis that
+    does not answer behaves as an empty cache (the token is fetched from WeChat again)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def get(self, key: str) -> str | None:
+        from redis.exceptions import RedisError
+
+        try:
+            value = self._client.get(key)
+        except RedisError:
+            logger.warning("wechat token cache: Redis unavailable")
+            return None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        return value or None
+
+    def set(self, key: str, value: str, ttl: float) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            if ttl <= 0:
+                self._client.delete(key)
+            else:
+                self._client.set(key, value, px=max(1, int(ttl * 1000)))
+        except RedisError:
+            logger.warning("wechat token cache: Redis unavailable")
+
+
 # --------------------------------------------------------------------------------------------
 # Log redaction
 
@@ -526,11 +558,18 @@ def _field_from_errmsg(errmsg: Any) -> str | None:
 
 @lru_cache
 def get_wechat_client() -> WeChatClient:
-    """The process-wide client, configured from settings (cached; `cache_clear()` to rebuild)."""
+    """The process-wide client, configured from settings (cached; `cache_clear()` to rebuild).
+    With Redis configured, the access token is cached there and shared by every process."""
     settings = get_settings()
+    token_cache: TokenCache | None = None
+    if settings.redis_url:
+        from services.ratelimit.connection import redis_client
+
+        token_cache = RedisTokenCache(redis_client())
     return WeChatClient(
         base_url=settings.resolved_wechat_base_url,
         appid=settings.wechat_appid,
         secret=settings.wechat_secret,
         timeout=settings.wechat_timeout_seconds,
+        token_cache=token_cache,
     )

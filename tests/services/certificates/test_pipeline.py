@@ -349,7 +349,7 @@ def test_chain_files_and_crl(tmp_path):
     settings = _settings(tmp_path / "var")
     chain = pki.load_issuing_chain(settings)
     assert pki.load_issuing_chain(settings) is chain  # cached
-    for name in ("root.key.pem", "issuer.pem"):
+    for name in ("root.key.pem", "issuers/11361130MB1C20012R/issuer.pem"):
         assert (settings.pki_dir / name).stat().st_mode & 0o777 == 0o600
     issuer = chain.issuer_cert
     assert issuer.issuer == chain.root_cert.subject

@@ -108,8 +108,10 @@ def pyhanko_validate(
     return validate_pdf_signature(signatures[0], signer_validation_context=context)
 
 
-def pdftotext(pdf_path: Path | str) -> str:
-    result = _run(["pdftotext", "-enc", "UTF-8", str(pdf_path), "-"])
+def pdftotext(pdf_path: Path | str, *, raw: bool = False) -> str:
+    """The page text; `raw` keeps content-stream order (WeasyPrint writes it in document order,
+    so two-column layouts do not interleave)."""
+    result = _run(["pdftotext", *(["-raw"] if raw else []), "-enc", "UTF-8", str(pdf_path), "-"])
     if result.returncode != 0:
         raise RuntimeError(f"pdftotext failed: {result.stderr}")
     return result.stdout

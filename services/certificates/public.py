@@ -1,0 +1,168 @@
+"""Public checks, no login: a certificate's status by its identifier, and a PDF's verification.
+
+Both are rate limited per client, and every check is logged (checklog.py). The status answer
+is cached in Redis when it is configured (cache.py), and stays correct the moment a status
+changes. The hot path (a cached answer) is one Redis round trip: the rate-limit counter, the
+cached answer and its generation in one pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+import anyio
+
+from services.certificates import cache, checklog, ratelimit
+from services.certificates.identifiers import InvalidCertificateIdentifier, parse_identifier
+from services.certificates.settings import get_certificate_settings, parse_rate
+from services.errors import NotFound
+
+log = logging.getLogger("onestop.certificates.public")
+
+STATUS_BUCKET = "cert-status"
+VERIFY_BUCKET = "cert-verify"
+
+
+class UnknownCertificateIdentifier(NotFound):
+    code = "certificate_not_found"
+    message = "未找到该电子证照"
+
+
+class MalformedCertificateIdentifier(NotFound):
+    """A malformed identifier cannot name any certificate: a 404 like an unknown one, with the
+    reason (prefix, parts, check character...) so a person who mistyped it can see where."""
+
+    code = "invalid_certificate_identifier"
+    message = "电子证照标识不合法"
+
+
+@lru_cache(maxsize=65536)
+def _checked_identifier(identifier: str) -> str:
+    """parse_identifier, remembered for identifiers that are valid (asked about again and
+    again); a malformed one raises every time and is never cached."""
+    parse_identifier(identifier)
+    return identifier
+
+
+# One round trip for the hot path: count the client's request in its window (when limiting),
+# then fetch the cached answer and the certificate's generation.
+_LIMIT_AND_FETCH = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
+local values = redis.call('MGET', KEYS[2], KEYS[3])
+return {count, values[1], values[2]}
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _limit_and_fetch(client):
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_LIMIT_AND_FETCH)
+    return script
+
+
+def _lookup(identifier: str) -> tuple[dict[str, Any] | None, str | None]:
+    from sqlmodel import Session
+
+    from services.certificates.service import public_status_by_identifier
+    from services.db import get_engine
+
+    with Session(get_engine()) as session:
+        return public_status_by_identifier(session, identifier=identifier)
+
+
+def _ttl_seconds() -> int:
+    """The configured cache time, but never past the coming midnight (Asia/Shanghai), when a
+    certificate may expire."""
+    import datetime as dt
+
+    from services.certificates.service import CHINA
+
+    now = dt.datetime.now(CHINA)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=CHINA)
+    return max(1, min(get_certificate_settings().certificate_status_cache_seconds,
+                      int((midnight - now).total_seconds())))
+
+
+async def status_json(identifier: str, *, client_address: str | None) -> bytes:
+    """The JSON body of GET /public/certificates/{identifier}/status."""
+    client = ratelimit.client_hash(client_address)
+    limit, window_seconds = parse_rate(get_certificate_settings().public_status_rate)
+    limiting = ratelimit.enabled()
+    try:
+        _checked_identifier(identifier)
+    except InvalidCertificateIdentifier as error:
+        if limiting:
+            await anyio.to_thread.run_sync(lambda: ratelimit.check(STATUS_BUCKET, client, limit=limit,
+                                                                    window_seconds=window_seconds))
+        checklog.record(kind="status", identifier=identifier, certificate_id=None, result="invalid_identifier",
+                        client=client)
+        raise MalformedCertificateIdentifier(error.message, detail=error.detail) from None
+
+    redis = cache.async_client()
+    generation = None
+    caching = redis is not None and get_certificate_settings().certificate_status_cache_seconds > 0
+    if redis is not None:
+        try:
+            if limiting:
+                start, _ = ratelimit.window(window_seconds)
+                replies = await _limit_and_fetch(redis)(
+                    keys=[ratelimit.redis_key(STATUS_BUCKET, client, start), cache.status_key(identifier),
+                          cache.generation_key(identifier)], args=[window_seconds + 5])
+            else:
+                replies = await redis.mget(cache.status_key(identifier), cache.generation_key(identifier))
+        except Exception:  # noqa: BLE001 - Redis away: answer from the database, unlimited
+            log.warning("redis unavailable for the status check", exc_info=True)
+            redis, caching, replies = None, False, None
+        if replies is not None:
+            if limiting:
+                try:
+                    ratelimit.check_count(STATUS_BUCKET, replies[0], limit=limit, window_seconds=window_seconds)
+                except ratelimit.RateLimited:
+                    checklog.record(kind="status", identifier=identifier, certificate_id=None,
+                                    result="rate_limited", client=client)
+                    raise
+            cached, generation = replies[-2], replies[-1]
+            if cached is not None:
+                certificate_id, status, body = cache.decode_entry(cached)
+                checklog.record(kind="status", identifier=identifier, certificate_id=certificate_id,
+                                result=status, client=client)
+                return body
+    elif limiting:
+        try:
+            ratelimit.check_local(STATUS_BUCKET, client, limit=limit, window_seconds=window_seconds)
+        except ratelimit.RateLimited:
+            checklog.record(kind="status", identifier=identifier, certificate_id=None, result="rate_limited",
+                            client=client)
+            raise
+
+    answer, certificate_id = await anyio.to_thread.run_sync(_lookup, identifier)
+    if answer is None:
+        checklog.record(kind="status", identifier=identifier, certificate_id=None, result="not_found", client=client)
+        raise UnknownCertificateIdentifier(detail={"identifier": identifier})
+    body = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if caching:
+        try:
+            await cache.store_if_generation(redis, identifier, cache.encode_entry(certificate_id, answer["status"], body),
+                                            generation=generation, ttl_seconds=_ttl_seconds())
+        except Exception:  # noqa: BLE001 - an answer not cached is still an answer
+            log.warning("could not cache a certificate status", exc_info=True)
+    checklog.record(kind="status", identifier=identifier, certificate_id=certificate_id, result=answer["status"],
+                    client=client)
+    return body
+
+
+def check_verify_rate(client_address: str | None) -> str:
+    """Count one verification for this client (429 over the limit); returns the client hash."""
+    client = ratelimit.client_hash(client_address)
+    limit, window_seconds = parse_rate(get_certificate_settings().public_verify_rate)
+    try:
+        ratelimit.check(VERIFY_BUCKET, client, limit=limit, window_seconds=window_seconds)
+    except ratelimit.RateLimited:
+        checklog.record(kind="verify", identifier=None, certificate_id=None, result="rate_limited", client=client)
+        raise
+    return client

@@ -1,0 +1,77 @@
+"""The helpers of the public endpoints: the status cache's generation guard (Redis), the check
+log's background writer, the rate limiter's windows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from sqlmodel import Session, select
+
+from services.certificates import cache, checklog, ratelimit
+from services.certificates.models import CertificatePublicCheck
+
+
+@pytest.fixture
+def redis():
+    client = cache.sync_client()
+    if client is None:
+        pytest.skip("no Redis configured (ONESTOP_TEST_REDIS_URL)")
+    return client
+
+
+def test_a_reader_that_read_before_a_change_cannot_cache_the_old_answer(redis):
+    identifier = f"test-{uuid.uuid4().hex}"
+
+    async def scenario() -> tuple[bool, bool]:
+        client = cache.async_client()
+        generation = await client.get(cache.generation_key(identifier))  # the reader, before its database read
+        cache.invalidate_status([identifier])  # a writer commits a change meanwhile
+        stale = await cache.store_if_generation(client, identifier, b"old", generation=generation, ttl_seconds=60)
+        generation = await client.get(cache.generation_key(identifier))  # the next reader
+        fresh = await cache.store_if_generation(client, identifier, b"new", generation=generation, ttl_seconds=60)
+        await client.aclose()
+        return stale, fresh
+
+    stale, fresh = asyncio.run(scenario())
+    assert (stale, fresh) == (False, True)
+    assert redis.get(cache.status_key(identifier)) == b"new"
+    cache.invalidate_status([identifier])
+    assert redis.get(cache.status_key(identifier)) is None
+    assert 0 < redis.ttl(cache.generation_key(identifier)) <= cache.GENERATION_TTL
+
+
+def test_cache_entries_round_trip():
+    entry = cache.encode_entry("id-1", "valid", b'{"a":"\\n"}')
+    assert cache.decode_entry(entry) == ("id-1", "valid", b'{"a":"\\n"}')
+
+
+def test_the_check_log_is_written_in_the_background(engine, seeded):
+    marker = f"bg-{uuid.uuid4().hex}"
+    checklog.record(kind="status", identifier=marker, certificate_id=None, result="not_found", client="0" * 64)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with Session(engine) as session:
+            row = session.exec(select(CertificatePublicCheck).where(CertificatePublicCheck.identifier == marker)).first()
+        if row is not None:
+            break
+        time.sleep(0.2)
+    assert row is not None and row.result == "not_found" and row.kind == "status"
+
+
+def test_fixed_windows_and_client_hashes(monkeypatch):
+    start, retry = ratelimit.window(60, now=120.5)
+    assert (start, retry) == (120, 60)
+    assert ratelimit.window(60, now=179.9) == (120, 1)
+    assert ratelimit.client_hash("10.0.0.1") == ratelimit.client_hash("10.0.0.1") != ratelimit.client_hash("10.0.0.2")
+    assert "10.0.0.1" not in ratelimit.client_hash("10.0.0.1")
+    ratelimit.reset()
+    client = ratelimit.client_hash(f"test-{uuid.uuid4()}")
+    for _ in range(3):
+        ratelimit.check("test-bucket", client, limit=3, window_seconds=60)
+    with pytest.raises(ratelimit.RateLimited) as error:
+        ratelimit.check("test-bucket", client, limit=3, window_seconds=60)
+    assert 1 <= error.value.retry_after <= 60
+    ratelimit.reset()
