@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.logging import configure_logging
 from api.middleware import JsonTooLargeMiddleware, RequestContextMiddleware
-from api.routers import admin_matters, auth, cases, catalogue, certificates, files, health
+from api.routers import (admin_calendar, admin_matters, auth, bundles, cases, catalogue, certificates, consents,
+                         evaluations, figures, files, health)
 from services.config import get_settings
 from services.db import get_engine
 from services.matters.service import ensure_catalogue_loads
@@ -57,8 +58,9 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     prefix = "/api/v1"
-    for router in (auth.router, catalogue.router, admin_matters.router, cases.router, files.router,
-                   certificates.router, certificates.public):
+    for router in (auth.router, catalogue.router, admin_matters.router, cases.router, bundles.router,
+                   evaluations.router, consents.router, files.router, certificates.router, certificates.public,
+                   figures.router, admin_calendar.router):
         app.include_router(router, prefix=prefix, max_body_size=JSON_BODY_LIMIT)
 
     if settings.demo and not settings.wechat_base_url:

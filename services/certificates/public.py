@@ -66,13 +66,11 @@ def _limit_and_fetch(client):
 
 
 def _lookup(identifier: str) -> tuple[dict[str, Any] | None, str | None]:
-    from sqlmodel import Session
-
     from services.certificates.service import public_status_by_identifier
     from services.db import get_engine
 
-    with Session(get_engine()) as session:
-        return public_status_by_identifier(session, identifier=identifier)
+    with get_engine().connect() as connection:
+        return public_status_by_identifier(connection, identifier=identifier)
 
 
 def _ttl_seconds() -> int:
