@@ -63,14 +63,17 @@ def forget_cached_calendar() -> None:
 
 
 def shift_working_days(calendar: WorkingDayCalendar, start: date, days: int) -> date:
-    """`days` working days after `start` (before it when negative); `start` itself not counted."""
+    """The date `d` with `calendar.working_days_between(start, d) == days`: `days` working days
+    after `start`, or before it when negative (then the latest such working day)."""
     if days >= 0:
         return calendar.add_working_days(start, days)
     current, remaining = start, -days
-    while remaining > 0:
-        current -= timedelta(days=1)
+    while remaining > 0:  # working days in (d, start] must number -days
         if calendar.is_working_day(current):
             remaining -= 1
+        current -= timedelta(days=1)
+    while not calendar.is_working_day(current):
+        current -= timedelta(days=1)
     return current
 
 

@@ -19,7 +19,7 @@ def ensure_routers(app) -> None:
     """Mount this work's routers onto the test app if api/app.py doesn't include them yet."""
     from api.routers import admin_calendar, bundles, figures
 
-    paths = {getattr(route, "path", None) for route in app.routes}
+    included = {id(getattr(route, "original_router", None)) for route in app.routes}
     for module in (bundles, figures, admin_calendar):
-        if not any(f"/api/v1{route.path}" in paths for route in module.router.routes):
+        if id(module.router) not in included:
             app.include_router(module.router, prefix="/api/v1")

@@ -103,3 +103,32 @@ def test_administrators_overrides_change_the_count():
     holiday = WorkingDayCalendar(overrides={date(2026, 11, 3): False})
     case = fresh(**clock.start(calendar=holiday, today=date(2026, 11, 2), now=NOW, promised_days=2, legal_days=5))
     assert case.due_date == date(2026, 11, 5)
+
+
+from datetime import timedelta  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.dates(min_value=date(2020, 1, 1), max_value=date(2026, 10, 1)),
+       promised=st.integers(min_value=0, max_value=20), extra=st.integers(min_value=0, max_value=20),
+       paused_after=st.integers(min_value=0, max_value=40), paused_for=st.integers(min_value=0, max_value=60),
+       extension=st.integers(min_value=1, max_value=45))
+def test_clock_invariants(start, promised, extra, paused_after, paused_for, extension):
+    """Paused time never counts; an extension never passes the legal deadline."""
+    case = started(start, promised=promised, legal=promised + extra)
+    pause_day = start + timedelta(days=paused_after)
+    paused = fresh(**{**vars(case), **clock.pause(case, calendar=CAL, today=pause_day, now=NOW)})
+    resume_day = pause_day + timedelta(days=paused_for)
+    resumed = fresh(**{**vars(paused), **clock.resume(paused, calendar=CAL, today=resume_day)})
+    assert CAL.working_days_between(resume_day, resumed.due_date) == paused.sla_days_left
+    assert CAL.working_days_between(resumed.due_date, resumed.legal_due_date) == \
+        CAL.working_days_between(case.due_date, case.legal_due_date)
+    try:
+        extended = clock.extend(resumed, calendar=CAL, today=resume_day, days=extension)
+    except ExtensionNotAllowed:
+        assert extension > CAL.working_days_between(resumed.due_date, resumed.legal_due_date)
+    else:
+        assert extended["due_date"] <= resumed.legal_due_date
