@@ -129,7 +129,7 @@ def create_paper_consent(body: NewPaperConsent, principal: Principal = Depends(c
 @router.get("/consents", summary="The caller's consents (citizen) or those naming the caller (helper)",
             response_model=ConsentList, responses=errors(401, 422))
 def list_consents(status_: Literal["active", "used", "revoked", "expired", "rejected"] | None = Query(
-                      default=None, alias="status"),
+                      default=None, alias="status", examples=["active"]),
                   principal: Principal = Depends(current_principal),
                   session: Session = Depends(get_session)) -> dict[str, Any]:
     rows = service.list_consents(session, principal=principal, status=status_)

@@ -131,7 +131,7 @@ def case_evaluations(case_id: str = CaseId, principal: Principal = Depends(curre
 
 @router.get("/rectifications", summary="Supervisor: rectifications of bad ratings in the jurisdiction",
             response_model=RectificationList, responses=errors(401, 403, 422))
-def list_rectifications(state: Literal["open", "done"] | None = Query(default=None),
+def list_rectifications(state: Literal["open", "done"] | None = Query(default=None, examples=["open"]),
                         principal: Principal = Depends(current_principal),
                         session: Session = Depends(get_session)) -> dict[str, Any]:
     rows = service.list_rectifications(session, principal=principal, state=state)
@@ -167,9 +167,10 @@ def complete_rectification(body: RectificationCompletion, rectification_id: int 
                         "(default: all of it); clerks and reviewers: their own point. Cases closed between "
                         "`since` and `until` (China dates).",
             responses=errors(401, 403, 422))
-def evaluation_figures(service_point_id: int | None = Query(default=None, ge=1, le=2_147_483_647),
-                       region_code: str | None = Query(default=None, pattern=r"^\d{12}$"),
-                       since: date | None = Query(default=None), until: date | None = Query(default=None),
+def evaluation_figures(service_point_id: int | None = Query(default=None, ge=1, le=2_147_483_647, examples=[5]),
+                       region_code: str | None = Query(default=None, pattern=r"^\d{12}$", examples=["361130102000"]),
+                       since: date | None = Query(default=None, examples=["2026-01-01"]),
+                       until: date | None = Query(default=None, examples=["2026-12-31"]),
                        principal: Principal = Depends(current_principal),
                        session: Session = Depends(get_session)) -> dict[str, Any]:
     return figures.evaluation_figures(session, principal=principal, service_point_id=service_point_id,

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, UploadFile, status
+from fastapi import APIRouter, Depends, File, Path, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
@@ -53,7 +53,8 @@ def _chunks(upload: UploadFile) -> Iterator[bytes]:
                          "its upload is deleted.",
              responses=errors(401, 413, 415, 422, 429), max_body_size=UPLOAD_BODY_LIMIT,
              dependencies=[Depends(rate_limited("upload", key="principal"))])
-def upload_file(file: UploadFile, principal: Principal = Depends(current_principal),
+def upload_file(file: UploadFile = File(description="the material: a PDF, JPEG or PNG, at most 20 MiB by default"),
+                principal: Principal = Depends(current_principal),
                 session: Session = Depends(get_session)) -> dict[str, Any]:
     record = service.store_upload(session, principal=principal, chunks=_chunks(file))
     return {"id": record.id, "sha256": record.sha256, "size": record.size, "content_type": record.content_type}

@@ -143,11 +143,19 @@ def new_family() -> str:
     return str(uuid.uuid4())
 
 
+def refresh_lifetime(principal: str) -> timedelta:
+    """Staff sessions are short (an idle clerk's session ends); citizens' are long."""
+    if principal.startswith("staff:"):
+        from services.accounts.settings import get_account_settings
+
+        return timedelta(hours=get_account_settings().staff_refresh_token_hours)
+    return timedelta(days=get_settings().refresh_token_days)
+
+
 def issue_refresh_token(session: Session, *, principal: str, family: str) -> str:
-    settings = get_settings()
     token = secrets.token_urlsafe(32)
     session.add(RefreshToken(token_hash=_hash(token), family=family, principal=principal,
-                             expires_at=utcnow() + timedelta(days=settings.refresh_token_days)))
+                             expires_at=utcnow() + refresh_lifetime(principal)))
     return token
 
 

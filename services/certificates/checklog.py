@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -75,6 +76,7 @@ def flush(session=None) -> int:
         return len(rows)
 
 
+YIELD_EVERY = 100
 COLUMNS = ("kind", "identifier", "certificate_id", "result", "client_hash", "created_at")
 
 
@@ -85,8 +87,10 @@ def _write(connection, rows: list[dict[str, Any]]) -> None:
         driver = connection.connection.driver_connection
         with driver.cursor() as cursor:
             with cursor.copy(f"COPY {CertificatePublicCheck.__tablename__} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
+                for index, row in enumerate(rows, start=1):
                     copy.write_row(tuple(row[column] for column in COLUMNS))
+                    if index % YIELD_EVERY == 0:
+                        time.sleep(0)  # let the server's event loop have the GIL: no request waits long
     else:
         connection.execute(insert(CertificatePublicCheck), rows)
 

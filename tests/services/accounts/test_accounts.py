@@ -88,3 +88,14 @@ def test_a_token_with_garbage_claims_is_refused(session):
         token = jwt.encode(claims, tokens._keys()[0], algorithm="ES256")
         with pytest.raises(tokens.InvalidToken):
             tokens.decode_access_token(token)
+
+
+def test_staff_sessions_are_short_and_citizens_long(session):
+    from services.config import get_settings
+
+    assert tokens.refresh_lifetime("staff:1") == timedelta(hours=get_account_settings().staff_refresh_token_hours)
+    assert tokens.refresh_lifetime("citizen:1") == timedelta(days=get_settings().refresh_token_days)
+    token = tokens.issue_refresh_token(session, principal="staff:1", family="f")
+    session.flush()
+    record = session.get(RefreshToken, tokens._hash(token))
+    assert record.expires_at - utcnow() <= timedelta(hours=get_account_settings().staff_refresh_token_hours)
