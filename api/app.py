@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.limits import HardeningMiddleware, document_common_errors
 from api.logging import configure_logging
 from api.middleware import JsonTooLargeMiddleware, RequestContextMiddleware
 from api.routers import (admin_calendar, admin_matters, auth, bundles, cases, catalogue, certificates, consents,
@@ -16,7 +17,7 @@ from api.routers import (admin_calendar, admin_matters, auth, bundles, cases, ca
 from services.config import get_settings
 from services.db import get_engine
 from services.matters.service import ensure_catalogue_loads
-from services.outbox.registry import register_all_handlers
+from services.outbox.registry import register_all_handlers, schedule_periodic_jobs
 from services.outbox.service import run_forever
 
 log = logging.getLogger("onestop")
@@ -42,6 +43,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
         stop = threading.Event()
         thread = None
         if start_worker:
+            schedule_periodic_jobs(get_engine())
             thread = threading.Thread(target=run_forever, name="onestop-worker", daemon=True,
                                       kwargs={"engine": get_engine(), "stop": stop,
                                               "poll_seconds": settings.worker_poll_seconds})
@@ -54,7 +56,9 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
 
     app = FastAPI(title="onestop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    # outermost last: the request context wraps everything, hardening runs before any route
     app.add_middleware(JsonTooLargeMiddleware)
+    app.add_middleware(HardeningMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     prefix = "/api/v1"
@@ -62,6 +66,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
                    evaluations.router, consents.router, files.router, certificates.router, certificates.public,
                    figures.router, admin_calendar.router):
         app.include_router(router, prefix=prefix, max_body_size=JSON_BODY_LIMIT)
+    document_common_errors(app)
 
     if settings.demo and not settings.wechat_base_url:
         from services.wechat.fake_server import create_fake_wechat_app

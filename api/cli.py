@@ -111,12 +111,12 @@ def worker() -> None:
     from api.logging import configure_logging
     from services.config import get_settings
     from services.db import get_engine
-    from services.outbox.registry import register_all_handlers
+    from services.outbox.registry import schedule_periodic_jobs
     from services.outbox.service import run_forever
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    register_all_handlers()
+    schedule_periodic_jobs(get_engine())  # registers the handlers too
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     err.print("worker running; Ctrl-C to stop")

@@ -47,7 +47,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        codes = {404: ("not_found", "资源不存在"), 405: ("method_not_allowed", "不支持该请求方法"),
+        codes = {400: ("bad_request", "请求格式不正确"), 404: ("not_found", "资源不存在"), 405: ("method_not_allowed", "不支持该请求方法"),
                  401: ("unauthorized", "未登录或登录已失效"), 413: ("payload_too_large", "请求内容超过大小限制")}
         code, message = codes.get(error.status_code, ("http_error", str(error.detail)))
         return error_response(error.status_code, code, message, None, getattr(error, "headers", None))

@@ -6,12 +6,14 @@ import pkgutil
 import services
 
 
-def import_domain_modules(name: str) -> None:
-    """Import `services.<domain>.<name>` for every domain that has one."""
+def import_domain_modules(name: str) -> list:
+    """Import `services.<domain>.<name>` for every domain that has one; returns the modules."""
+    found = []
     for module in pkgutil.iter_modules(services.__path__):
         if module.ispkg:
             try:
-                importlib.import_module(f"services.{module.name}.{name}")
+                found.append(importlib.import_module(f"services.{module.name}.{name}"))
             except ModuleNotFoundError as error:
                 if error.name != f"services.{module.name}.{name}":
                     raise
+    return found

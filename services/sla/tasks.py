@@ -34,6 +34,11 @@ def schedule_sweep(session: Session, *, now: datetime | None = None, next_slot: 
     return at
 
 
+def schedule_periodic(session: Session) -> None:
+    """Called when a worker starts (services.outbox.registry): the sweep then reschedules itself."""
+    schedule_sweep(session)
+
+
 @handler("sla_sweep")
 def sla_sweep_job(session: Session, payload: dict[str, Any]) -> None:
     report = run_sweep(session)
