@@ -261,3 +261,11 @@ def default_lifecycles() -> dict[str, Lifecycle]:
     if problems:
         raise CatalogueError(problems)
     return lifecycles
+
+
+@lru_cache(maxsize=1)
+def finished_states() -> tuple[str, ...]:
+    """States that end a case in the shipped lifecycles (no action leaves them): a work queue
+    leaves these out. Sorted, so the tuple is a stable part of cached statements."""
+    return tuple(sorted({name for lifecycle in default_lifecycles().values()
+                         for name, state in lifecycle.states.items() if state.terminal}))

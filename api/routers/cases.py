@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
+from api.limits import rate_limited
 from services.accounts.principal import Principal
 from services.cases import service
 
@@ -79,7 +80,8 @@ def _json(content: Any, status_code: int = 200) -> JSONResponse:
 
 
 @router.post("/cases", status_code=status.HTTP_201_CREATED, summary="Submit an application",
-             responses=errors(401, 403, 404, 409, 422))
+             responses=errors(401, 403, 404, 409, 422, 429),
+             dependencies=[Depends(rate_limited("submit", key="principal"))])
 def submit_case(body: SubmitCase, principal: Principal = Depends(current_principal),
                 session: Session = Depends(get_session),
                 idempotency_key: str | None = Header(default=None, max_length=200, alias="Idempotency-Key"),
@@ -89,12 +91,24 @@ def submit_case(body: SubmitCase, principal: Principal = Depends(current_princip
     return _json(service.case_view(session, case, principal=principal), status.HTTP_201_CREATED)
 
 
-@router.get("/cases", summary="The caller's cases (own, assisted, queue or region)", responses=errors(401, 422))
-def list_cases(state: str | None = Query(default=None, max_length=20),
+@router.get("/cases", summary="The caller's cases (own, assisted, queue or region)",
+            description="Citizens: their own cases and those a helper filed for them; helpers: the cases they "
+                        "helped with; clerks: their assignments, their point's unclaimed pool and what came in at "
+                        "their point; supervisors and administrators: their region. Staff get their work queue by "
+                        "default: cases still in progress, the nearest deadline first (cases not yet accepted, "
+                        "without a deadline, last); `sort=newest` lists everything newest first. `sla=due_soon` or "
+                        "`sla=overdue` narrows to cases the SLA sweep has marked so. Pages of 20; pass "
+                        "`next_cursor` back as `cursor`.",
+            responses=errors(401, 422))
+def list_cases(state: str | None = Query(default=None, max_length=20, examples=["accepted"]),
+               matter_code: str | None = Query(default=None, max_length=64, examples=["residence-certificate"]),
+               sla: Literal["due_soon", "overdue"] | None = Query(default=None),
+               sort: Literal["newest", "deadline"] | None = Query(default=None),
                cursor: str | None = Query(default=None, max_length=300),
                principal: Principal = Depends(current_principal),
                session: Session = Depends(get_session)) -> dict[str, Any]:
-    return _json(service.list_cases(session, principal=principal, state=state, cursor=cursor))
+    return _json(service.list_cases(session, principal=principal, state=state, cursor=cursor,
+                                    matter_code=matter_code, sla=sla, sort=sort))
 
 
 @router.get("/cases/{case_id}", summary="A case with its history", responses=errors(401, 404))

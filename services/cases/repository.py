@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import lru_cache
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, String, bindparam, cast, delete, literal, null, or_, select, union_all, update
+from sqlalchemy import JSON, Date, String, bindparam, cast, delete, func, literal, null, or_, select, union_all, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -20,6 +20,7 @@ from services.db import UTCDateTime
 from services.points.models import ServicePoint, Staff
 from services.regions.repository import subtree_prefix
 from services.subjects.models import Subject
+from workflows.catalogue import finished_states
 
 _handling = aliased(ServicePoint)
 _receiving = aliased(ServicePoint)
@@ -112,22 +113,68 @@ def get_visible_case_for_view(session: Session, *, case_id: str, principal: Prin
     return (row, row) if row is not None else None
 
 
-def list_visible_cases(session: Session, *, principal: Principal, state: str | None,
-                       before: tuple[datetime, str] | None, limit: int) -> list[tuple[Any, Any]]:
-    """Newest first, keyset-paginated by (submitted_at, id), each case with its view extras; one query."""
+@dataclass(frozen=True)
+class CaseFilters:
+    """What a list may be narrowed to (query parameters of GET /cases)."""
+
+    state: str | None = None
+    matter_code: str | None = None
+    sla_flag: str | None = None  # due_soon | overdue, as the SLA sweep last marked them
+    unfinished: bool = False  # leave out cases in a final state (the work queue)
+
+
+NO_DEADLINE = date(9999, 12, 31)  # cases without a deadline yet (not accepted) sort after every dated one
+
+
+def list_visible_cases(session: Session, *, principal: Principal, filters: CaseFilters, sort: str,
+                       after: tuple | None, limit: int) -> list[tuple[Any, Any]]:
+    """One page of the caller's cases with their view extras, in one query, keyset-paginated:
+    `sort="newest"` by (submitted_at, id) descending; `sort="deadline"` by (deadline, submitted_at,
+    id) ascending, cases without a deadline last. `after` is the last row's key of the previous page."""
     clerk = principal.kind == "staff" and bool(principal.roles) and principal.roles[0] == "clerk"
     shape, parameters = ("clerk", {"v_point": principal.service_point_id, "v_account": principal.account_id}) \
         if clerk else _visibility(principal)
-    if state:
-        parameters["state"] = state
-    if before:
-        parameters["before_at"], parameters["before_id"] = before
-    query = _page(shape, by_state=bool(state), after_cursor=bool(before), limit=limit)
+    if filters.state:
+        parameters["state"] = filters.state
+    if filters.matter_code:
+        parameters["matter_code"] = filters.matter_code
+    if filters.sla_flag:
+        parameters["sla_flag"] = filters.sla_flag
+    if after:
+        parameters.update(zip(("after_due", "after_at", "after_id") if sort == "deadline" else ("after_at", "after_id"),
+                              after))
+    query = _page(shape, by_state=bool(filters.state), by_matter=bool(filters.matter_code),
+                  by_flag=bool(filters.sla_flag), unfinished=filters.unfinished and not filters.state,
+                  sort=sort, after_cursor=bool(after), limit=limit)
     return [(row, row) for row in session.execute(query, parameters).all()]
 
 
+def _sort_key(sort: str):
+    if sort == "deadline":
+        return (func.coalesce(Case.due_date, NO_DEADLINE), Case.submitted_at, Case.id)
+    return (Case.submitted_at, Case.id)
+
+
+def _after(sort: str):
+    """Rows after the cursor's key in the sort order (a row-value comparison, spelled out)."""
+    at = bindparam("after_at", type_=UTCDateTime())
+    after_id = bindparam("after_id")
+    if sort == "deadline":
+        due = func.coalesce(Case.due_date, NO_DEADLINE)
+        after_due = bindparam("after_due", type_=Date())
+        return or_(due > after_due, (due == after_due) & or_(Case.submitted_at > at,
+                                                              (Case.submitted_at == at) & (Case.id > after_id)))
+    return or_(Case.submitted_at < at, (Case.submitted_at == at) & (Case.id < after_id))
+
+
+def _ordered(query, sort: str):
+    key = _sort_key(sort)
+    return query.order_by(*(key if sort == "deadline" else [column.desc() for column in key]))
+
+
 @lru_cache(maxsize=None)
-def _page(shape: str, *, by_state: bool, after_cursor: bool, limit: int):
+def _page(shape: str, *, by_state: bool, by_matter: bool, by_flag: bool, unfinished: bool, sort: str,
+          after_cursor: bool, limit: int):
     """A clerk's queue (their assignments, the point's unassigned pool, what came in at their
     window) is two ordered, limited index scans merged, not one OR that would sort the whole
     point's history on every page."""
@@ -136,11 +183,15 @@ def _page(shape: str, *, by_state: bool, after_cursor: bool, limit: int):
         query = select(Case.id).where(condition)
         if by_state:
             query = query.where(Case.state == bindparam("state"))
+        if by_matter:
+            query = query.where(Case.matter_code == bindparam("matter_code"))
+        if by_flag:
+            query = query.where(Case.sla_flag == bindparam("sla_flag"))
+        if unfinished:
+            query = query.where(Case.state.not_in(finished_states()))
         if after_cursor:
-            query = query.where(or_(Case.submitted_at < bindparam("before_at", type_=UTCDateTime()),
-                                    (Case.submitted_at == bindparam("before_at", type_=UTCDateTime()))
-                                    & (Case.id < bindparam("before_id"))))
-        return query.order_by(Case.submitted_at.desc(), Case.id.desc()).limit(limit)
+            query = query.where(_after(sort))
+        return _ordered(query, sort).limit(limit)
 
     if shape == "clerk":
         point = bindparam("v_point")
@@ -151,8 +202,7 @@ def _page(shape: str, *, by_state: bool, after_cursor: bool, limit: int):
         ids = union_all(*[select(branch.c.id) for branch in branches])
     else:
         ids = narrowed(_SHAPES[shape]())
-    return (case_rows_for_view().where(Case.id.in_(select(ids.subquery().c.id)))
-            .order_by(Case.submitted_at.desc(), Case.id.desc()).limit(limit))
+    return _ordered(case_rows_for_view().where(Case.id.in_(select(ids.subquery().c.id))), sort).limit(limit)
 
 
 def history(session: Session, *, case_id: str) -> list[CaseEvent]:

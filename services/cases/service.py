@@ -820,20 +820,46 @@ def get_case_view(session: Session, *, principal: Principal, case_id: str) -> di
     return case_views(session, [found], principal=principal, with_history=True)[0]
 
 
-def _decode_case_cursor(cursor: str) -> tuple[datetime, str]:
+SORTS = ("newest", "deadline")
+SLA_FLAGS = ("due_soon", "overdue")
+
+
+def _decode_case_cursor(cursor: str, *, sort: str) -> tuple:
     try:
-        moment, case_id = decode_cursor(cursor)
+        key = decode_cursor(cursor)
+        if sort == "deadline":
+            due, moment, case_id = key
+            return date.fromisoformat(due), datetime.fromisoformat(moment), str(case_id)
+        moment, case_id = key
         return datetime.fromisoformat(moment), str(case_id)
     except (ValueError, TypeError) as error:
         raise InvalidInput("分页游标无效", detail=[_field_error("cursor", "invalid")]) from error
 
 
-def list_cases(session: Session, *, principal: Principal, state: str | None, cursor: str | None) -> dict[str, Any]:
-    before = _decode_case_cursor(cursor) if cursor else None
-    rows = repository.list_visible_cases(session, principal=principal, state=state, before=before,
+def _cursor_of(row: Any, *, sort: str) -> str:
+    key = [row.submitted_at.astimezone(timezone.utc).isoformat(), row.id]
+    if sort == "deadline":
+        key.insert(0, (row.due_date or repository.NO_DEADLINE).isoformat())
+    return encode_cursor(key)
+
+
+def list_cases(session: Session, *, principal: Principal, state: str | None = None, cursor: str | None = None,
+               matter_code: str | None = None, sla: str | None = None, sort: str | None = None) -> dict[str, Any]:
+    """The caller's cases, a page at a time. Staff see their queue by deadline (cases still in
+    progress, the most urgent first) unless they ask for `sort=newest`; citizens and helpers see
+    the newest first. `sla` narrows to due-soon or overdue cases, `state` to one state (then
+    finished cases are included), `matter_code` to one matter."""
+    staff_queue = principal.kind == "staff" and "helper" not in principal.roles
+    sort = sort or ("deadline" if staff_queue else "newest")
+    if sort not in SORTS:
+        raise InvalidInput("排序方式不正确", detail=[_field_error("sort", "one_of:" + ",".join(SORTS))])
+    if sla is not None and sla not in SLA_FLAGS:
+        raise InvalidInput("时限筛选不正确", detail=[_field_error("sla", "one_of:" + ",".join(SLA_FLAGS))])
+    filters = repository.CaseFilters(state=state, matter_code=matter_code, sla_flag=sla,
+                                     unfinished=sort == "deadline")
+    after = _decode_case_cursor(cursor, sort=sort) if cursor else None
+    rows = repository.list_visible_cases(session, principal=principal, filters=filters, sort=sort, after=after,
                                          limit=PAGE_SIZE + 1)
     page = rows[:PAGE_SIZE]
-    last = page[-1][0] if page else None
     return {"items": case_views(session, page, principal=principal),
-            "next_cursor": (encode_cursor([last.submitted_at.astimezone(timezone.utc).isoformat(), last.id])
-                            if len(rows) > PAGE_SIZE else None)}
+            "next_cursor": _cursor_of(page[-1][0], sort=sort) if len(rows) > PAGE_SIZE else None}
