@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from services.accounts import tokens
 from services.accounts.principal import Principal
+from services.accounts.principal_cache import resolve_principal
 from services.accounts.service import load_principal
 from services.db import get_engine
 from services.errors import Forbidden, OnestopError
@@ -52,9 +53,7 @@ def get_claims(request: Request,
 
 def current_principal(claims: tokens.AccessClaims = Depends(get_claims),
                       session: Session = Depends(get_session)) -> Principal:
-    if tokens.is_access_token_revoked(session, jti=claims.jti):
-        raise tokens.InvalidToken()
-    return load_principal(session, principal_key=claims.principal)
+    return resolve_principal(session, claims=claims, load=load_principal)
 
 
 def require_citizen(principal: Principal = Depends(current_principal)) -> Principal:

@@ -95,8 +95,8 @@ def submit_case(body: SubmitCase, principal: Principal = Depends(current_princip
             description="Citizens: their own cases and those a helper filed for them; helpers: the cases they "
                         "helped with; clerks: their assignments, their point's unclaimed pool and what came in at "
                         "their point; supervisors and administrators: their region. Staff get their work queue by "
-                        "default: cases still in progress, the nearest deadline first (cases not yet accepted, "
-                        "without a deadline, last); `sort=newest` lists everything newest first. `sla=due_soon` or "
+                        "default: cases still in progress, those waiting for acceptance first (oldest first), "
+                        "then the nearest deadline first; `sort=newest` lists everything newest first. `sla=due_soon` or "
                         "`sla=overdue` narrows to cases the SLA sweep has marked so. Pages of 20; pass "
                         "`next_cursor` back as `cursor`.",
             responses=errors(401, 422))

@@ -10,6 +10,7 @@ class Principal:
     roles: tuple[str, ...]
     name: str = ""
     subject_id: int | None = None  # a citizen's verified subject
+    subject_hash: str | None = None  # its number's keyed hash: "is this applicant me?" without a query
     service_point_id: int | None = None  # a staff member's point
     jurisdiction_code: str | None = None  # the region the staff member's point serves
 

@@ -14,6 +14,7 @@ from services.accounts import lockout, tokens
 from services.accounts.models import CitizenAccount, RealNameAttempt
 from services.accounts.passwords import hash_password, verify_password
 from services.accounts.principal import Principal
+from services.accounts.principal_cache import principal_changed
 from services.accounts.settings import get_account_settings
 from services.db import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, Unauthorized
@@ -178,12 +179,9 @@ def logout(session: Session, *, claims: tokens.AccessClaims) -> None:
 
 
 def citizen_principal(session: Session, account: CitizenAccount) -> Principal:
-    name = ""
-    if account.subject_id is not None:
-        subject = session.get(Subject, account.subject_id)
-        name = subject.name if subject else ""
-    return Principal(kind="citizen", account_id=account.id, roles=("citizen",), name=name,
-                     subject_id=account.subject_id)
+    subject = session.get(Subject, account.subject_id) if account.subject_id is not None else None
+    return Principal(kind="citizen", account_id=account.id, roles=("citizen",), name=subject.name if subject else "",
+                     subject_id=account.subject_id, subject_hash=subject.number_hash if subject else None)
 
 
 def staff_principal(session: Session, staff: Staff) -> Principal:
@@ -288,6 +286,7 @@ def finish_real_name(session: Session, *, principal: Principal, verify_id: str,
                 subject = existing or get_or_create_subject(session, number=number, name=attempt.name)
                 account.subject_id = subject.id
                 session.add(account)
+            principal_changed(session, principal_key=f"citizen:{account.id}")
             break
         except IntegrityError:
             continue

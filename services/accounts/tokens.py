@@ -34,7 +34,7 @@ from services.ratelimit.connection import redis_client
 log = logging.getLogger("onestop.accounts")
 
 ALGORITHM = "ES256"
-_REVOKED_PREFIX = "onestop:revoked-jti:"
+REVOKED_PREFIX = "onestop:revoked-jti:"
 
 
 class InvalidToken(Unauthorized):
@@ -234,7 +234,7 @@ def _deny(session: Session, tokens: list[tuple[str, datetime]]) -> None:
             for jti, expires_at in tokens:
                 ttl_ms = int((expires_at - now).total_seconds() * 1000) + 1000
                 if ttl_ms > 0:
-                    pipe.set(_REVOKED_PREFIX + jti, "1", px=ttl_ms)
+                    pipe.set(REVOKED_PREFIX + jti, "1", px=ttl_ms)
             pipe.execute()
     except RedisError as error:
         # the database row is written; checks fall back to it while Redis does not answer
@@ -247,7 +247,7 @@ def is_access_token_revoked(session: Session, *, jti: str) -> bool:
     client = redis_client()
     if client is not None:
         try:
-            return bool(client.exists(_REVOKED_PREFIX + jti))
+            return bool(client.exists(REVOKED_PREFIX + jti))
         except RedisError as error:
             log.warning("token denylist: Redis unavailable, asking the database",
                         extra={"error": type(error).__name__})

@@ -20,7 +20,6 @@ from services.db import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.matters.service import MatterNotFound, UnknownMatter
 from services.sequences.repository import next_value
-from services.subjects.protection import get_protector
 from services.subjects.repository import get_or_create_subject
 
 STATE_LABELS = {"in_progress": "办理中", "completed": "已全部办结", "failed": "未能全部办成", "withdrawn": "已撤回"}
@@ -103,8 +102,7 @@ def submit_bundle(session: Session, *, principal: Principal, code: str, body: di
         raise BundleUnavailable(detail={"missing_matters": missing})
     applicant = body["applicant"]
     number = cases._applicant_number(applicant, subject_kind=definition.subject_kind)
-    cases._require_self(session, principal=principal, applicant=applicant,
-                        number_hash=get_protector().keyed_hash(number.value))
+    cases._require_self(principal=principal, applicant=applicant, number=number)
     form = _with_defaults(definition.form_schema, body.get("form") or {})
     cases._validate_form(definition.form_schema, form)
     given = cases._check_materials(session, principal=principal, matter=None, materials=body.get("materials") or [],

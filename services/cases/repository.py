@@ -123,14 +123,16 @@ class CaseFilters:
     unfinished: bool = False  # leave out cases in a final state (the work queue)
 
 
-NO_DEADLINE = date(9999, 12, 31)  # cases without a deadline yet (not accepted) sort after every dated one
+# Cases without a deadline yet (waiting for acceptance, which the window owes at once) come
+# before every dated one, the oldest first.
+NO_DEADLINE = date(1900, 1, 1)
 
 
 def list_visible_cases(session: Session, *, principal: Principal, filters: CaseFilters, sort: str,
                        after: tuple | None, limit: int) -> list[tuple[Any, Any]]:
     """One page of the caller's cases with their view extras, in one query, keyset-paginated:
     `sort="newest"` by (submitted_at, id) descending; `sort="deadline"` by (deadline, submitted_at,
-    id) ascending, cases without a deadline last. `after` is the last row's key of the previous page."""
+    id) ascending, cases without a deadline (not accepted yet) first. `after` is the last row's key of the previous page."""
     clerk = principal.kind == "staff" and bool(principal.roles) and principal.roles[0] == "clerk"
     shape, parameters = ("clerk", {"v_point": principal.service_point_id, "v_account": principal.account_id}) \
         if clerk else _visibility(principal)

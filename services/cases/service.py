@@ -185,8 +185,7 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     if helper:
         _require_helpers_village(principal, region_code=body["region_code"])
     else:
-        _require_self(session, principal=principal, applicant=applicant,
-                      number_hash=get_protector().keyed_hash(number.value))
+        _require_self(principal=principal, applicant=applicant, number=number)
     _validate_form(definition.form_schema, body.get("form") or {})
     subject = get_or_create_subject(session, number=number, name=applicant["name"].strip())
     material_rows = _check_materials(session, principal=principal, matter=matter, materials=body.get("materials") or [],
@@ -266,17 +265,16 @@ def _require_helpers_village(principal: Principal, *, region_code: str) -> None:
                            detail=[_field_error("region_code", "outside_jurisdiction")])
 
 
-def _require_self(session: Session, *, principal: Principal, applicant: dict[str, Any], number_hash: str) -> None:
-    own = session.get(Subject, principal.subject_id)
+def _require_self(*, principal: Principal, applicant: dict[str, Any], number) -> None:
+    """A citizen applies for themself, or for an organisation as its legal representative."""
     if applicant["kind"] == "person":
-        if own.number_hash != number_hash:
+        own_number = number
+    else:
+        representative = applicant.get("legal_representative") or {}
+        if not representative.get("id_number"):
             raise ApplicantNotSelf()
-        return
-    representative = applicant.get("legal_representative") or {}
-    if not representative.get("id_number"):
-        raise ApplicantNotSelf()
-    rep_number = parse_subject_number(representative["id_number"], subject_kind="person")
-    if get_protector().keyed_hash(rep_number.value) != own.number_hash:
+        own_number = parse_subject_number(representative["id_number"], subject_kind="person")
+    if get_protector().keyed_hash(own_number.value) != principal.subject_hash:
         raise ApplicantNotSelf()
 
 
@@ -846,7 +844,7 @@ def _cursor_of(row: Any, *, sort: str) -> str:
 def list_cases(session: Session, *, principal: Principal, state: str | None = None, cursor: str | None = None,
                matter_code: str | None = None, sla: str | None = None, sort: str | None = None) -> dict[str, Any]:
     """The caller's cases, a page at a time. Staff see their queue by deadline (cases still in
-    progress, the most urgent first) unless they ask for `sort=newest`; citizens and helpers see
+    progress: waiting for acceptance first, then the nearest deadline) unless they ask for `sort=newest`; citizens and helpers see
     the newest first. `sla` narrows to due-soon or overdue cases, `state` to one state (then
     finished cases are included), `matter_code` to one matter."""
     staff_queue = principal.kind == "staff" and "helper" not in principal.roles

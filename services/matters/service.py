@@ -11,11 +11,13 @@ new cases and the catalogue API use the version in force (`current_matter`).
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import Session
 
 from services.db import utcnow
@@ -117,6 +119,20 @@ def _from_row(row: MatterVersion) -> Matter:
     return matter
 
 
+# The version in force per (code, day), re-read at most every IN_FORCE_SECONDS: every submission
+# needs it, and the stored row (definition and lifecycle as JSON) is the largest read of a
+# submission. An administrator's new version reaches every process within that time (the
+# routing index works the same way).
+IN_FORCE_SECONDS = 2.0
+_in_force: dict[tuple[str, date], tuple[float, Matter]] = {}
+WROTE_VERSIONS = "wrote_matter_versions"
+
+
+def _after_versions_commit(session: Session) -> None:
+    session.info.pop(WROTE_VERSIONS, None)
+    _in_force.clear()
+
+
 def _missing(code: str, *, from_body: bool) -> Exception:
     if from_body:
         return UnknownMatter(detail=[{"field": "matter_code", "reason": "unknown"}])
@@ -129,9 +145,20 @@ def current_matter(session: Session, code: str, *, from_body: bool = False, on: 
 
     A matter never stored yet (before the first sync) is served from its shipped file as version 1.
     """
-    row = repository.current_version(session, code=code, today=on or today_in_china())
+    today = on or today_in_china()
+    key = (code, today)
+    cacheable = not session.info.get(WROTE_VERSIONS)
+    remembered = _in_force.get(key) if cacheable else None
+    if remembered is not None and time.monotonic() - remembered[0] < IN_FORCE_SECONDS:
+        return remembered[1]
+    row = repository.current_version(session, code=code, today=today)
     if row is not None:
-        return _from_row(row)
+        matter = _from_row(row)
+        if cacheable:
+            if len(_in_force) > _CACHE_SIZE:
+                _in_force.clear()
+            _in_force[key] = (time.monotonic(), matter)
+        return matter
     if repository.latest_version(session, code=code) is None:
         shipped = default_catalogue().get(code)
         if shipped is not None:
@@ -158,6 +185,11 @@ def _insert(session: Session, *, matter: Matter, version: int, sha256: str, crea
                         created_by=created_by)
     session.add(row)
     session.flush()
+    # This transaction reads around the cache (it holds versions others can't see yet, and may
+    # roll back); once it commits, this process forgets what it remembered.
+    if not session.info.get(WROTE_VERSIONS):
+        session.info[WROTE_VERSIONS] = True
+        event.listen(session, "after_commit", _after_versions_commit, once=True)
     return row
 
 

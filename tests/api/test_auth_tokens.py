@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from services.accounts import tokens
+from services.accounts import principal_cache, tokens
 from services.config import get_settings
 from tests.services.accounts.helpers import client_from, issue6_app
 from tests.support import auth
@@ -102,6 +102,7 @@ def test_when_redis_does_not_answer_the_database_decides(api, monkeypatch):
     assert api.post("/api/v1/auth/logout", headers=auth(answer["access_token"])).status_code == 204
     broken = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2)
     monkeypatch.setattr(tokens, "redis_client", lambda: broken)
+    monkeypatch.setattr(principal_cache, "redis_client", lambda: broken)
     assert api.get("/api/v1/me", headers=auth(answer["access_token"])).status_code == 401
     fresh = _login(api)
     assert api.get("/api/v1/me", headers=auth(fresh["access_token"])).status_code == 200

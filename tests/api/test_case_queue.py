@@ -14,7 +14,7 @@ from tests.services.cases.helpers import staff
 from tests.support import WITH_STATION, act, auth, residence_application, submit, upload_pdf, verified_citizen
 
 CLERK = f"clerk-{WITH_STATION}"
-NO_DEADLINE = "9999-12-31"
+NO_DEADLINE = "1900-01-01"  # not accepted yet: first in the queue
 
 
 def _new_case(client) -> tuple[str, dict]:
@@ -64,7 +64,7 @@ def test_the_queue_is_open_work_by_nearest_deadline_across_pages(client):
     assert len(ids) == len(set(ids)), "a page repeated a case"
     assert [_deadline_key(item) for item in queue] == sorted(_deadline_key(item) for item in queue)
     assert finished["id"] not in ids and all(item["state"] not in ("withdrawn", "delivered") for item in queue)
-    assert ids.index(soon["id"]) < ids.index(later["id"]) < ids.index(unaccepted["id"])
+    assert ids.index(unaccepted["id"]) < ids.index(soon["id"]) < ids.index(later["id"])
 
     withdrawn = _all_pages(client, clerk, state="withdrawn")
     assert finished["id"] in [item["id"] for item in withdrawn]

@@ -30,7 +30,10 @@ def test_apply_route_accept_approve_and_download_a_signed_certificate(client, tm
     assert case["applicant"]["number_masked"] != id_number and id_number not in created.text
 
     clerk = staff_token(client, f"clerk-{WITH_STATION}")
-    queue = client.get("/api/v1/cases", headers=auth(clerk)).json()["items"]
+    # the clerk's queue puts cases waiting for acceptance first, oldest first; newest first here,
+    # because other tests leave cases in this clerk's queue too
+    queue = client.get("/api/v1/cases", params={"state": "submitted", "sort": "newest"},
+                       headers=auth(clerk)).json()["items"]
     assert case["id"] in [item["id"] for item in queue]
     actions = client.get(f"/api/v1/cases/{case['id']}/actions", headers=auth(clerk)).json()
     assert {"accept", "refuse", "request_correction"} <= {a["action"] for a in actions}

@@ -1,0 +1,115 @@
+"""Who is calling, without a database query on every request (when Redis is configured).
+
+Every authenticated request must check that its token is not revoked and know the caller's
+current account (roles, point, jurisdiction, bound subject). Reading the account costs one or two
+queries per request — more than the work of a simple read. So each API process keeps the
+principals it has resolved, each stamped with its account's *generation*: a random value in
+Redis that changes (after commit) whenever something a Principal holds changes — real-name
+binding, a staff member's role, point, leave or deactivation (`principal_changed`). The
+revocation check and the generation are read in one Redis round trip; a cached principal is used
+only while its generation is still the current one, so a change made by any process is seen by
+every process at its next request. Without Redis (or while it does not answer), both come from
+the database, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+
+from redis.exceptions import RedisError
+from sqlalchemy import event
+from sqlmodel import Session
+
+from services.accounts import tokens
+from services.accounts.principal import Principal
+from services.ratelimit.connection import redis_client
+
+log = logging.getLogger("onestop.accounts")
+
+GENERATION_PREFIX = "onestop:principal-generation:"
+GENERATION_TTL_SECONDS = 24 * 3600  # an idle account's key goes; its next request sets a new one
+CACHE_SIZE = 20_000
+MAX_AGE_SECONDS = 60.0  # even if a change could not be published to Redis, no copy is older than this
+
+_lock = threading.Lock()
+_cache: OrderedDict[str, tuple[str, float, Principal]] = OrderedDict()
+
+
+def resolve_principal(session: Session, *, claims: tokens.AccessClaims, load) -> Principal:
+    """The caller of a verified token: 401 when the token was revoked; `load(session, principal_key=)`
+    reads the account when the cached principal is missing or stale."""
+    client = redis_client()
+    if client is not None:
+        key = GENERATION_PREFIX + claims.principal
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                revoked, generation = pipe.exists(tokens.REVOKED_PREFIX + claims.jti).get(key).execute()
+        except RedisError as error:
+            log.warning("principal cache: Redis unavailable, asking the database", extra={"error": type(error).__name__})
+        else:
+            if revoked:
+                raise tokens.InvalidToken()
+            cached = _cache.get(claims.principal)
+            if (generation is not None and cached is not None and cached[0] == generation
+                    and time.monotonic() - cached[1] < MAX_AGE_SECONDS):
+                return cached[2]
+            principal = load(session, principal_key=claims.principal)
+            if generation is None:
+                fresh = secrets.token_hex(8)
+                try:
+                    # NX: if a change set a generation meanwhile, this load may be older than it
+                    generation = fresh if client.set(key, fresh, nx=True, ex=GENERATION_TTL_SECONDS) else None
+                except RedisError:
+                    generation = None
+            if generation is not None:
+                _remember(claims.principal, generation, principal)
+            return principal
+    if tokens.is_access_token_revoked(session, jti=claims.jti):
+        raise tokens.InvalidToken()
+    return load(session, principal_key=claims.principal)
+
+
+def _remember(principal_key: str, generation: str, principal: Principal) -> None:
+    with _lock:
+        _cache[principal_key] = (generation, time.monotonic(), principal)
+        _cache.move_to_end(principal_key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+
+
+def principal_changed(session: Session, *, principal_key: str) -> None:
+    """Call in the transaction that changes what an account's Principal holds: once it commits,
+    every process stops using its cached copy."""
+    if not session.in_transaction():
+        session.begin()  # so that a rollback before any statement still forgets the change
+    pending = session.info.setdefault("changed_principals", set())
+    if not pending:
+        event.listen(session, "after_commit", _publish, once=True)
+        event.listen(session, "after_soft_rollback", _forget, once=True)
+    pending.add(principal_key)
+
+
+def _forget(session: Session, _previous_transaction=None) -> None:
+    session.info.pop("changed_principals", None)
+
+
+def _publish(session: Session) -> None:
+    changed = session.info.pop("changed_principals", set())
+    with _lock:
+        for principal_key in changed:
+            _cache.pop(principal_key, None)
+    client = redis_client()
+    if client is None or not changed:
+        return
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for principal_key in changed:
+                pipe.set(GENERATION_PREFIX + principal_key, secrets.token_hex(8), ex=GENERATION_TTL_SECONDS)
+            pipe.execute()
+    except RedisError as error:
+        # other processes may use their cached copy for up to MAX_AGE_SECONDS: say so loudly
+        log.error("principal cache: could not publish a change to Redis", extra={"error": type(error).__name__})
