@@ -37,8 +37,8 @@ class RefreshRequest(_Body):
 
 class RealNameStart(_Body):
     name: str = Field(min_length=1, max_length=50, examples=["张三"])
-    id_number: str = Field(min_length=1, max_length=32, description="公民身份号码 (18 位)",
-                           examples=["361130198803150516"])
+    id_number: str = Field(min_length=1, max_length=32, description="公民身份号码 (18 位；示例取自 GB 11643-1999 标准文本)",
+                           examples=["11010519491231002X"])
 
 
 class RealNameFinish(_Body):

@@ -40,7 +40,7 @@ class StatusChange(_Body):
 
 class CertificateSearch(_Body):
     holder_number: str = Field(min_length=1, max_length=32, description="the holder's citizen ID number or credit code",
-                               examples=["361130198803150516"])
+                               examples=["11010519491231002X"])
     type_code: str | None = Field(default=None, max_length=64, description="type code (21 characters) or type slug",
                                   examples=["residence-certificate"])
     case_id: str = Field(min_length=1, max_length=36)

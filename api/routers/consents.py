@@ -26,7 +26,7 @@ class NewConsent(_Body):
 
 
 class PaperApplicant(_Body):
-    id_number: str = Field(min_length=1, max_length=32, examples=["361130198803150516"])
+    id_number: str = Field(min_length=1, max_length=32, examples=["11010519491231002X"])
     name: str = Field(min_length=1, max_length=50, examples=["张三"])
 
 

@@ -51,6 +51,7 @@ __all__ = ["CHINA", "GENESIS_HASH", "PAGE_SIZE", "calendar", "submit_case", "act
 
 GENESIS_HASH = "0" * 64
 PAGE_SIZE = 20
+MAX_ID = 2_147_483_647  # ids are 32-bit integers in the database: larger ones are unknown, not a 500
 # The statutory calendar without administrators' overrides, for code that has no session (the
 # benchmark seeder). Requests use services.sla.calendar.get_calendar(session).
 calendar = WorkingDayCalendar()
@@ -672,7 +673,8 @@ class Transfer(ActionRules):
         if point_id is None and staff_id is None:
             raise InvalidInput("请指定转办的服务点或工作人员", detail=[_field_error("payload.to_point_id", "required")])
         for key, value in (("to_point_id", point_id), ("to_staff_id", staff_id)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not 1 <= value <= MAX_ID):
                 raise InvalidInput("转办对象不正确", detail=[_field_error(f"payload.{key}", "integer_expected")])
         staff = session.get(Staff, staff_id) if staff_id is not None else None
         if staff_id is not None and (staff is None or not staff.active or staff.role not in ("clerk", "reviewer")):
