@@ -18,7 +18,6 @@ from services.accounts.principal_cache import principal_changed
 from services.accounts.settings import get_account_settings
 from services.db import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from services.outbox.service import enqueue
 from services.points.models import ServicePoint, Staff
 from services.subjects.identity_numbers import parse_person_number
 from services.subjects.models import Subject
@@ -69,15 +68,8 @@ def _token_pair(session: Session, principal: Principal, *, family: str | None = 
     access, lifetime = tokens.issue_access_token(principal=principal.key, roles=principal.roles, family=family,
                                                  session=session)
     refresh = tokens.issue_refresh_token(session, principal=principal.key, family=family)
-    _schedule_housekeeping(session)
     return {"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": lifetime,
             "user": describe_principal(session, principal)}
-
-
-def _schedule_housekeeping(session: Session) -> None:
-    """Once a day (the dedupe key is the date), purge expired token records."""
-    enqueue(session, kind="accounts_housekeeping", payload={},
-            dedupe_key=f"accounts_housekeeping:{utcnow():%Y-%m-%d}")
 
 
 def wechat_login(session: Session, *, code: str, client: WeChatClient) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -36,13 +36,18 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def enqueue(session: Session, *, kind: str, payload: dict[str, Any], dedupe_key: str | None = None) -> None:
-    """Add a job in the caller's transaction. A job with the same dedupe_key is added once."""
+def enqueue(session: Session, *, kind: str, payload: dict[str, Any], dedupe_key: str | None = None,
+            run_after: datetime | None = None) -> None:
+    """Add a job in the caller's transaction (to run now, or not before `run_after`). A job with
+    the same dedupe_key is added once."""
     if dedupe_key is not None:
         exists = session.exec(select(OutboxJob.id).where(OutboxJob.dedupe_key == dedupe_key)).first()
         if exists is not None:
             return
-    session.add(OutboxJob(kind=kind, payload=payload, dedupe_key=dedupe_key))
+    job = OutboxJob(kind=kind, payload=payload, dedupe_key=dedupe_key)
+    if run_after is not None:
+        job.run_after = run_after
+    session.add(job)
     _wakeup.set()
 
 
