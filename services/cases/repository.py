@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import lru_cache
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, Date, String, bindparam, cast, delete, func, literal, null, or_, select, union_all, update
+from sqlalchemy import (JSON, Date, String, bindparam, cast, delete, func, literal, literal_column, null, or_, select,
+                        union_all, update)
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -124,15 +125,18 @@ class CaseFilters:
 
 
 # Cases without a deadline yet (waiting for acceptance, which the window owes at once) come
-# before every dated one, the oldest first.
+# before every dated one, the oldest first. Written inline (not bound) so that the sort key is
+# the expression of the index ix_cases_work_queue (migration 20261126_0010).
 NO_DEADLINE = date(1900, 1, 1)
+_DEADLINE = func.coalesce(Case.due_date, literal_column(f"'{NO_DEADLINE.isoformat()}'"))
 
 
 def list_visible_cases(session: Session, *, principal: Principal, filters: CaseFilters, sort: str,
                        after: tuple | None, limit: int) -> list[tuple[Any, Any]]:
     """One page of the caller's cases with their view extras, in one query, keyset-paginated:
     `sort="newest"` by (submitted_at, id) descending; `sort="deadline"` by (deadline, submitted_at,
-    id) ascending, cases without a deadline (not accepted yet) first. `after` is the last row's key of the previous page."""
+    id) ascending, cases without a deadline (not accepted yet) first. `after` is the last row's
+    key on the previous page."""
     clerk = principal.kind == "staff" and bool(principal.roles) and principal.roles[0] == "clerk"
     shape, parameters = ("clerk", {"v_point": principal.service_point_id, "v_account": principal.account_id}) \
         if clerk else _visibility(principal)
@@ -153,7 +157,7 @@ def list_visible_cases(session: Session, *, principal: Principal, filters: CaseF
 
 def _sort_key(sort: str):
     if sort == "deadline":
-        return (func.coalesce(Case.due_date, NO_DEADLINE), Case.submitted_at, Case.id)
+        return (_DEADLINE, Case.submitted_at, Case.id)
     return (Case.submitted_at, Case.id)
 
 
@@ -162,7 +166,7 @@ def _after(sort: str):
     at = bindparam("after_at", type_=UTCDateTime())
     after_id = bindparam("after_id")
     if sort == "deadline":
-        due = func.coalesce(Case.due_date, NO_DEADLINE)
+        due = _DEADLINE
         after_due = bindparam("after_due", type_=Date())
         return or_(due > after_due, (due == after_due) & or_(Case.submitted_at > at,
                                                               (Case.submitted_at == at) & (Case.id > after_id)))
@@ -178,7 +182,7 @@ def _ordered(query, sort: str):
 def _page(shape: str, *, by_state: bool, by_matter: bool, by_flag: bool, unfinished: bool, sort: str,
           after_cursor: bool, limit: int):
     """A clerk's queue (their assignments, the point's unassigned pool, what came in at their
-    window) is two ordered, limited index scans merged, not one OR that would sort the whole
+    window) is three ordered, limited index scans merged, not one OR that would sort the whole
     point's history on every page."""
 
     def narrowed(condition):
@@ -197,10 +201,10 @@ def _page(shape: str, *, by_state: bool, by_matter: bool, by_flag: bool, unfinis
 
     if shape == "clerk":
         point = bindparam("v_point")
-        handled = (Case.handling_point_id == point) & or_(Case.assignee_id == bindparam("v_account"),
-                                                         Case.assignee_id.is_(None))
-        received = (Case.receiving_point_id == point) & ~handled
-        branches = [narrowed(condition).subquery() for condition in (handled, received)]
+        mine = (Case.handling_point_id == point) & (Case.assignee_id == bindparam("v_account"))
+        pool = (Case.handling_point_id == point) & Case.assignee_id.is_(None)
+        received = (Case.receiving_point_id == point) & ~(mine | pool)
+        branches = [narrowed(condition).subquery() for condition in (mine, pool, received)]
         ids = union_all(*[select(branch.c.id) for branch in branches])
     else:
         ids = narrowed(_SHAPES[shape]())
