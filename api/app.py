@@ -12,6 +12,7 @@ from api.errors import install_error_handlers
 from api.limits import HardeningMiddleware, document_common_errors
 from api.logging import configure_logging
 from api.middleware import JsonTooLargeMiddleware, RequestContextMiddleware
+from api.routers import admin_points
 from api.routers import (admin_calendar, admin_matters, auth, bundles, cases, catalogue, certificates, consents,
                          evaluations, figures, files, health)
 from services.config import get_settings
@@ -66,6 +67,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
                    evaluations.router, consents.router, files.router, certificates.router, certificates.public,
                    figures.router, admin_calendar.router):
         app.include_router(router, prefix=prefix, max_body_size=JSON_BODY_LIMIT)
+    app.include_router(admin_points.router, prefix=prefix, max_body_size=JSON_BODY_LIMIT)
     document_common_errors(app)
 
     if settings.demo and not settings.wechat_base_url:

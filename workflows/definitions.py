@@ -230,6 +230,9 @@ class MatterDefinition(_Strict):
     promised_days: int = Field(ge=0, description="承诺办结时限, working days from acceptance; 0 for 即办件")
     receive_levels: tuple[Level, ...] = Field(min_length=1, description="levels whose points receive it")
     handle_level: Level = Field(description="the level that decides it")
+    anywhere_in_county: bool = Field(
+        default=False, description="全域通办: any service point of the applicant's county may handle it — the point "
+                                   "that received the application, else the one nearest to the applicant")
     fee: str | None = Field(default=None, description="收费标准, in words")
     materials: tuple[MaterialDefinition, ...] = ()
     form_schema: dict[str, Any] = Field(description="JSON Schema (2020-12) of the application form")

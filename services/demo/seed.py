@@ -19,7 +19,7 @@ from services.config import get_settings
 from services.errors import Forbidden
 from services.keys import load_or_create_secret
 from services.matters.service import sync_catalogue
-from services.points.models import ServicePoint, Staff
+from services.points.models import ServicePoint, ServiceWindow, Staff
 from services.regions.importer import default_regions_file, import_regions
 from services.regions.repository import children, get_region
 from services.routing.index import mark_changed
@@ -31,6 +31,9 @@ GIVEN = "敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉芳"
 COUNTY_HOURS = "周一至周五 8:30–12:00, 14:30–17:30；周六 9:00–12:00"
 TOWN_HOURS = "周一至周五 8:30–12:00, 14:30–17:30"
 VILLAGE_HOURS = "周一至周五 9:00–11:30, 14:30–17:00"
+# The county centre's counters and the matter categories each handles ([]: every category).
+COUNTY_WINDOWS = {"窗口1": [], "窗口2": ["market-regulation", "housing-construction"],
+                  "窗口3": ["social-security", "medical-insurance", "civil-affairs", "disabled-persons", "health"]}
 
 Progress = Callable[[str, int, int], None]
 
@@ -99,9 +102,17 @@ def seed_demo(session: Session, *, progress: Progress | None = None) -> dict[str
     for point, accounts in plan:
         session.add(point)
         session.flush()
+        windows: dict[str, ServiceWindow] = {}
+        for _, _, name in accounts:
+            if name and name not in windows:
+                windows[name] = ServiceWindow(service_point_id=point.id, name=name,
+                                              categories=COUNTY_WINDOWS.get(name, []) if point.level == "county" else [])
+                session.add(windows[name])
+        session.flush()
         for username, role, window in accounts:
             session.add(Staff(username=username, display_name=_person(done), role=role, service_point_id=point.id,
-                              window=window, password_hash=hash_password(demo_password(username))))
+                              window_id=windows[window].id if window else None,
+                              password_hash=hash_password(demo_password(username))))
             done += 1
             if progress:
                 progress("staff", done, total)

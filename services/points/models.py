@@ -1,15 +1,33 @@
 from datetime import datetime
 
-from sqlalchemy import Column
+from sqlalchemy import JSON, Column, Index, String, text
 from sqlmodel import Field
 
+from services.cases.models import Case
 from services.db import SQLModel, UTCDateTime, utcnow
+
+# The states in which a case counts toward its assignee's load (services/points/repository.py).
+OPEN_STATES = ("submitted", "correcting", "accepted", "in_review", "suspended")
+# Written out, not bound: a partial index is only used when the query's condition is literally
+# the index's own (SQLite), or provably implies it at planning time (PostgreSQL's generic plans
+# of prepared statements see no parameter values).
+OPEN_STATES_SQL = "state IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
+
+STAFF_ROLES = ("clerk", "reviewer", "supervisor", "helper", "admin")
+STAFF_STATUSES = ("on_duty", "on_leave")
+POINT_LEVELS = ("county", "town", "village")
+ROUTING_MODES = ("assign", "pool")
 
 
 class ServicePoint(SQLModel, table=True):
     """A county 政务服务中心, town 便民服务中心 or village 便民服务站 serving one region subtree."""
 
     __tablename__ = "service_points"
+    __table_args__ = (
+        # one active point per region and level (a deactivated one stays for the cases it handled)
+        Index("ux_service_points_region_code_level_active", "region_code", "level", unique=True,
+              postgresql_where=text("active"), sqlite_where=text("active")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
     level: str = Field(max_length=10)
@@ -22,6 +40,27 @@ class ServicePoint(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class ServiceWindow(SQLModel, table=True):
+    """A window (counter) of a point and the matter categories it handles (none listed: all)."""
+
+    __tablename__ = "service_windows"
+    __table_args__ = (
+        # a name is unique among a point's active windows
+        Index("ux_service_windows_service_point_id_name_active", "service_point_id", "name", unique=True,
+              postgresql_where=text("active"), sqlite_where=text("active")),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    service_point_id: int = Field(foreign_key="service_points.id", index=True)
+    name: str = Field(max_length=20)  # 窗口3, 综合窗口, 社保窗口
+    # matter category slugs (workflows: MatterDefinition.category); [] = every category
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+    def handles(self, category: str | None) -> bool:
+        return self.active and (not self.categories or category is None or category in self.categories)
+
+
 class Staff(SQLModel, table=True):
     """A staff account bound to one service point, and so to its jurisdiction."""
 
@@ -31,7 +70,19 @@ class Staff(SQLModel, table=True):
     display_name: str = Field(max_length=50)
     role: str = Field(max_length=20)
     service_point_id: int = Field(foreign_key="service_points.id", index=True)
-    window: str | None = Field(default=None, max_length=20)
+    window_id: int | None = Field(default=None, foreign_key="service_windows.id", index=True)
+    # on_duty | on_leave; `active` false is a deactivated account (it can't sign in)
+    status: str = Field(default="on_duty", sa_column=Column(String(10), nullable=False, server_default="on_duty"))
     password_hash: str = Field(max_length=200)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+# The load of a clerk (their open cases at their point) is counted on every submission. Only open
+# cases are in this index, so it stays small however many closed cases pile up, and the count is
+# an index-only scan of one clerk's entries (`state` is in it for SQLite, which otherwise reads each
+# row to check the condition). Declared here, next to the query it serves
+# (services/points/repository.py: clerk_loads), on the cases table.
+OPEN_ASSIGNMENTS_INDEX = Index("ix_cases_open_assignee_id_handling_point_id", Case.__table__.c.assignee_id,
+                               Case.__table__.c.handling_point_id, Case.__table__.c.state,
+                               postgresql_where=text(OPEN_STATES_SQL), sqlite_where=text(OPEN_STATES_SQL))

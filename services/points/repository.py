@@ -1,12 +1,23 @@
-"""Service point and staff queries."""
+"""Service point, window and staff queries."""
 
-from sqlalchemy import func
+from __future__ import annotations
+
+from sqlalchemy import func, literal_column, or_
 from sqlmodel import Session, select
 
 from services.cases.models import Case
-from services.points.models import ServicePoint, Staff
+from services.points.models import OPEN_STATES, ServicePoint, ServiceWindow, Staff
 
-OPEN_STATES = ("submitted", "correcting", "accepted", "in_review", "suspended")
+__all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "get_point", "get_window",
+           "get_staff", "active_point_for", "active_window_named", "list_points", "list_windows", "list_staff",
+           "active_staff_of_point", "active_staff_at_window", "open_case_count_at_point", "open_cases_assigned_to"]
+
+# States no action leaves in the standard lifecycle; what is not in them may still need work.
+TERMINAL_STATES = ("denied", "not_accepted", "withdrawn", "delivered")
+
+# `state IN ('submitted', …)` with the values written into the SQL, so the partial index
+# ix_cases_open_assignee_id_handling_point_id (services/points/models.py) can serve the count.
+_OPEN = Case.state.in_([literal_column(f"'{state}'") for state in OPEN_STATES])
 
 
 def active_points_in(session: Session, *, region_codes: list[str]) -> list[ServicePoint]:
@@ -16,15 +27,110 @@ def active_points_in(session: Session, *, region_codes: list[str]) -> list[Servi
                              .order_by(ServicePoint.id)))
 
 
-def clerk_loads(session: Session, *, service_point_id: int) -> list[tuple[Staff, int]]:
-    """Active clerks of a point with their count of open assigned cases, least loaded first."""
-    open_count = (select(Case.assignee_id, func.count().label("n"))
-                  .where(Case.state.in_(OPEN_STATES), Case.handling_point_id == service_point_id)
-                  .group_by(Case.assignee_id).subquery())
-    rows = session.exec(
-        select(Staff, func.coalesce(open_count.c.n, 0))
-        .outerjoin(open_count, open_count.c.assignee_id == Staff.id)
-        .where(Staff.service_point_id == service_point_id, Staff.role == "clerk", Staff.active.is_(True))
-        .order_by(func.coalesce(open_count.c.n, 0), Staff.id)
-    )
-    return [(staff, int(count)) for staff, count in rows]
+def clerk_loads(session: Session, *, service_point_id: int, category: str | None = None,
+                exclude_staff_id: int | None = None) -> list[tuple[Staff, int]]:
+    """On-duty active clerks of a point qualified for a matter category (their window handles it,
+    or they have no window: a clerk without a counter takes everything), each with their count of
+    open cases at the point, least loaded first. `category` None: every clerk.
+
+    One query: the point's clerks (a handful of rows) with a correlated count per clerk, which is
+    an index-only scan of that clerk's open cases in a partial index that holds open cases only;
+    nothing scans the point's whole caseload."""
+    load = (select(func.count()).select_from(Case)
+            .where(Case.assignee_id == Staff.id, Case.handling_point_id == service_point_id, _OPEN)
+            .correlate(Staff).scalar_subquery())
+    query = (select(Staff, ServiceWindow, load.label("load"))
+             .outerjoin(ServiceWindow, ServiceWindow.id == Staff.window_id)
+             .where(Staff.service_point_id == service_point_id, Staff.role == "clerk", Staff.active.is_(True),
+                    Staff.status == "on_duty", or_(Staff.window_id.is_(None), ServiceWindow.active.is_(True))))
+    if exclude_staff_id is not None:
+        query = query.where(Staff.id != exclude_staff_id)
+    rows = session.exec(query).all()
+    qualified = [(staff, int(count)) for staff, window, count in rows if window is None or window.handles(category)]
+    return sorted(qualified, key=lambda item: (item[1], item[0].id))
+
+
+def get_point(session: Session, *, point_id: int) -> ServicePoint | None:
+    return session.get(ServicePoint, point_id)
+
+
+def get_window(session: Session, *, window_id: int) -> ServiceWindow | None:
+    return session.get(ServiceWindow, window_id)
+
+
+def get_staff(session: Session, *, staff_id: int) -> Staff | None:
+    return session.get(Staff, staff_id)
+
+
+def get_staff_by_username(session: Session, *, username: str) -> Staff | None:
+    return session.exec(select(Staff).where(Staff.username == username)).first()
+
+
+def active_point_for(session: Session, *, region_code: str, level: str) -> ServicePoint | None:
+    """The active point of this level serving exactly this region, if any."""
+    return session.exec(select(ServicePoint).where(ServicePoint.region_code == region_code,
+                                                   ServicePoint.level == level,
+                                                   ServicePoint.active.is_(True))).first()
+
+
+def active_window_named(session: Session, *, service_point_id: int, name: str) -> ServiceWindow | None:
+    return session.exec(select(ServiceWindow).where(ServiceWindow.service_point_id == service_point_id,
+                                                    ServiceWindow.name == name,
+                                                    ServiceWindow.active.is_(True))).first()
+
+
+def list_points(session: Session, *, region_prefix: str, level: str | None = None, include_inactive: bool = False,
+                after_id: int = 0, limit: int = 50) -> list[ServicePoint]:
+    """Points whose region lies in a subtree (by code prefix), by id."""
+    query = select(ServicePoint).where(ServicePoint.region_code.startswith(region_prefix), ServicePoint.id > after_id)
+    if level:
+        query = query.where(ServicePoint.level == level)
+    if not include_inactive:
+        query = query.where(ServicePoint.active.is_(True))
+    return list(session.exec(query.order_by(ServicePoint.id).limit(limit)))
+
+
+def list_windows(session: Session, *, service_point_id: int, include_inactive: bool = False) -> list[ServiceWindow]:
+    query = select(ServiceWindow).where(ServiceWindow.service_point_id == service_point_id)
+    if not include_inactive:
+        query = query.where(ServiceWindow.active.is_(True))
+    return list(session.exec(query.order_by(ServiceWindow.id)))
+
+
+def list_staff(session: Session, *, region_prefix: str, service_point_id: int | None = None,
+               role: str | None = None, include_inactive: bool = False, after_id: int = 0,
+               limit: int = 50) -> list[tuple[Staff, ServicePoint, ServiceWindow | None]]:
+    """Staff of the points in a subtree, each with their point and window, by id."""
+    query = (select(Staff, ServicePoint, ServiceWindow)
+             .join(ServicePoint, ServicePoint.id == Staff.service_point_id)
+             .outerjoin(ServiceWindow, ServiceWindow.id == Staff.window_id)
+             .where(ServicePoint.region_code.startswith(region_prefix), Staff.id > after_id))
+    if service_point_id is not None:
+        query = query.where(Staff.service_point_id == service_point_id)
+    if role:
+        query = query.where(Staff.role == role)
+    if not include_inactive:
+        query = query.where(Staff.active.is_(True))
+    return [tuple(row) for row in session.exec(query.order_by(Staff.id).limit(limit))]
+
+
+def active_staff_of_point(session: Session, *, service_point_id: int) -> list[Staff]:
+    return list(session.exec(select(Staff).where(Staff.service_point_id == service_point_id,
+                                                 Staff.active.is_(True)).order_by(Staff.id)))
+
+
+def active_staff_at_window(session: Session, *, window_id: int) -> list[Staff]:
+    return list(session.exec(select(Staff).where(Staff.window_id == window_id, Staff.active.is_(True))
+                             .order_by(Staff.id)))
+
+
+def open_case_count_at_point(session: Session, *, service_point_id: int) -> int:
+    """Cases handled at the point that are not finished (any state but a terminal one)."""
+    return int(session.exec(select(func.count()).select_from(Case).where(
+        Case.handling_point_id == service_point_id, Case.state.not_in(TERMINAL_STATES))).one())
+
+
+def open_cases_assigned_to(session: Session, *, staff_id: int) -> list[Case]:
+    """Every case assigned to this staff member that is not in a terminal state, oldest first."""
+    return list(session.exec(select(Case).where(Case.assignee_id == staff_id, Case.state.not_in(TERMINAL_STATES))
+                             .order_by(Case.submitted_at, Case.id)))

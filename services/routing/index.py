@@ -80,6 +80,41 @@ class RoutingIndex:
             skipped.append(level)
         return PointDecision(point=None, region=region, skipped_levels=tuple(skipped), point_region_name="")
 
+    def county_of(self, region_code: str) -> str | None:
+        """The county-level region on the chain of `region_code` (by its digits: the county
+        segment is the 5th and 6th digit); where the tree has no county level (东莞市's towns sit
+        under the city) the nearest region above the towns. None for an unknown code."""
+        if region_code not in self.regions:
+            return None
+        chain = self.chain(region_code)
+        for code in chain:
+            if code[6:] == "000000" and code[4:6] != "00":
+                return code
+        above_towns = [code for code in chain if code[6:] == "000000"]
+        return above_towns[0] if above_towns else chain[-1]
+
+    def nearest(self, *, region_code: str, levels: tuple[str, ...] = LEVEL_ORDER) -> PointDecision:
+        """The point nearest to the applicant among `levels`, not leaving the county: the
+        village's station, else the town's centre, else the county's (全域通办: any point of the
+        county may handle the matter). Pure: no I/O."""
+        region = self.regions.get(region_code)
+        if region is None or not region.active:
+            return PointDecision(point=None, region=region, skipped_levels=(), point_region_name="")
+        county = self.county_of(region_code)
+        for code in self.chain(region_code):
+            for level in LEVEL_ORDER:
+                point = self.points.get(code, {}).get(level) if level in levels else None
+                if point is not None:
+                    nearer = LEVEL_ORDER[:LEVEL_ORDER.index(level)]
+                    return PointDecision(point=point, region=region,
+                                         skipped_levels=tuple(item for item in nearer if item in levels),
+                                         point_region_name=self.regions[code].name)
+            if code == county:
+                break
+        return PointDecision(point=None, region=region,
+                             skipped_levels=tuple(level for level in LEVEL_ORDER if level in levels),
+                             point_region_name="")
+
 
 def _current_version(session: Session) -> int:
     row = session.execute(text("SELECT value FROM counters WHERE name = :name"), {"name": VERSION_COUNTER}).first()
