@@ -56,7 +56,7 @@ def _request(engine, token: str, work: Callable) -> None:
 
 def _citizen(engine, number_index: int, region_code: str) -> tuple[str, str, str]:
     """A citizen account bound to a subject (as real-name binding leaves it): (token, number, name)."""
-    from sqlmodel import Session
+    from sqlmodel import Session, select
 
     from services.accounts import tokens
     from services.accounts.models import CitizenAccount
@@ -70,9 +70,11 @@ def _citizen(engine, number_index: int, region_code: str) -> tuple[str, str, str
     with Session(engine, expire_on_commit=False) as session:
         subject = get_or_create_subject(session, number=parse_subject_number(number, subject_kind="person"),
                                         name="程序测")
-        account = CitizenAccount(openid=f"profile-{uuid.uuid4().hex}", subject_id=subject.id)
-        session.add(account)
-        session.commit()
+        account = session.exec(select(CitizenAccount).where(CitizenAccount.subject_id == subject.id)).first()
+        if account is None:  # the first run against this database
+            account = CitizenAccount(openid=f"profile-{uuid.uuid4().hex}", subject_id=subject.id)
+            session.add(account)
+            session.commit()
         token, _ = tokens.issue_access_token(principal=f"citizen:{account.id}", roles=("citizen",),
                                              family=tokens.new_family(), session=session)
         session.commit()
