@@ -217,7 +217,9 @@ def create_case(session: Session, *, principal: Principal, matter: Matter, subje
     receiving point means a helper's station took it in (帮办代办); none, the applicant's own
     online application."""
     definition = matter.definition
-    decision = route(session, handle_level=definition.handle_level, region_code=region_code)
+    decision = route(session, handle_level=definition.handle_level, region_code=region_code,
+                     category=definition.category, anywhere_in_county=definition.anywhere_in_county,
+                     receiving_point_id=receiving_point_id, receive_levels=definition.receive_levels)
     now = utcnow()
     county = region_code[:6]
     today = today_in_china()
@@ -242,12 +244,34 @@ def create_case(session: Session, *, principal: Principal, matter: Matter, subje
 
 
 def _attach_materials(session: Session, *, case: Case, material_rows: list) -> None:
+    """Store the case's materials. A cited certificate (免证办) is a use its holder sees in the
+    certificate's log: who cited it (the applicant, or the helper filing for them), for which case."""
+    from services.certificates.service import record_usage
+
+    cited_by = session.info.get("onestop.cases.cited_by", {})
+    material_names = None
     for code, file_record, certificate in material_rows:
         session.add(CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
                                  certificate_id=certificate.id if certificate else None))
         if file_record is not None:
             file_record.case_id = case.id
             session.add(file_record)
+        if certificate is None:
+            continue
+        if material_names is None:
+            definition = matter_of(session, case).definition
+            material_names = {material.code: material.name for material in definition.materials}
+            matter_name = definition.name
+        purpose = (f"免证办：申请「{matter_name}」（办件编号 {case.number}）时引用，"
+                   f"代替提交「{material_names.get(code, code)}」")
+        actor = cited_by.get(certificate.id)
+        if actor is not None:
+            record_usage(session, certificate_id=certificate.id, actor=actor, case_id=case.id, purpose=purpose)
+        else:  # rows not checked in this session: the case's filer cited it
+            filer = case.created_by_principal
+            record_usage(session, certificate_id=certificate.id, actor=filer, case_id=case.id, purpose=purpose,
+                         actor_kind="staff" if filer.startswith("staff:") else "holder",
+                         actor_name="" if filer.startswith("staff:") else case.applicant_name)
 
 
 def _applicant_number(applicant: dict[str, Any], *, subject_kind: str):
@@ -284,7 +308,11 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
                      holder_subject_id: int | None = None):
     """[(code, file, certificate)] for the materials given, or 422 listing every problem.
     `declared_materials`: what may be given, if not the matter's own list (a bundle's);
-    `holder_subject_id`: whose e-certificates may be cited (default: the caller's own)."""
+    `holder_subject_id`: whose e-certificates may be cited (default: the caller's own). A cited
+    certificate must be the holder's, of the type the material names, and valid today; otherwise
+    the problem's reason says why (not_found, wrong_type, not_valid, expired)."""
+    from services.certificates.service import CertificateNotUsable, usable_certificate
+
     holder = holder_subject_id if holder_subject_id is not None else principal.subject_id
     declared = {material.code: material for material in
                 (declared_materials if declared_materials is not None else matter.definition.materials)}
@@ -304,12 +332,18 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
         if item.get("file_id"):
             rows.append((code, get_own_unattached_file(session, principal=principal, file_id=item["file_id"]), None))
         elif item.get("certificate_id"):
-            certificate = session.get(Certificate, item["certificate_id"])
-            wanted = declared[code].certificate_type
-            if (certificate is None or certificate.holder_subject_id != holder
-                    or certificate.status != "valid" or wanted is None or certificate.cert_type != wanted):
-                problems.append(_field_error(f"{where}.certificate_id", "not_usable"))
+            # 免证办: checked against the registry now (the applicant's, the material's type, valid today)
+            if not isinstance(item["certificate_id"], str):
+                problems.append(_field_error(f"{where}.certificate_id", "not_a_string"))
                 continue
+            try:
+                certificate = usable_certificate(session, certificate_id=item["certificate_id"],
+                                                 cert_type=declared[code].certificate_type, holder_subject_id=holder)
+            except CertificateNotUsable as error:
+                problems.append(_field_error(f"{where}.certificate_id", error.reason, error.message))
+                continue
+            # who cited it, for the holder's usage log written when the material is attached
+            session.info.setdefault("onestop.cases.cited_by", {})[certificate.id] = principal
             rows.append((code, None, certificate))
         else:
             problems.append(_field_error(where, "file_id_or_certificate_id_required"))
@@ -677,7 +711,8 @@ class Transfer(ActionRules):
                                       or not 1 <= value <= MAX_ID):
                 raise InvalidInput("转办对象不正确", detail=[_field_error(f"payload.{key}", "integer_expected")])
         staff = session.get(Staff, staff_id) if staff_id is not None else None
-        if staff_id is not None and (staff is None or not staff.active or staff.role not in ("clerk", "reviewer")):
+        if staff_id is not None and (staff is None or not staff.active or staff.status != "on_duty"
+                                     or staff.role not in ("clerk", "reviewer")):
             raise InvalidInput("转办对象不是在岗的窗口或审查人员", detail=[_field_error("payload.to_staff_id", "unknown")])
         point_id = point_id if point_id is not None else (staff.service_point_id if staff else case.handling_point_id)
         point = session.get(ServicePoint, point_id)
@@ -691,7 +726,7 @@ class Transfer(ActionRules):
     def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
         point, staff = prepared["point"], prepared["staff"]
         if staff is None and point.routing_mode == "assign":
-            loads = clerk_loads(session, service_point_id=point.id)
+            loads = clerk_loads(session, service_point_id=point.id, category=matter.definition.category)
             staff = loads[0][0] if loads else None
         target = f"{point.name}" + (f" {staff.display_name}" if staff else "（待认领队列）")
         reason = f"{case.routing_reason}；{principal.name or principal.key} 转办至 {target}：{comment.strip()}"
