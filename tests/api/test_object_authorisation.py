@@ -35,8 +35,9 @@ BODIES = {
 }
 PUBLIC_PARAMS = {"identifier", "token", "code"}  # public by design: looked up by an unguessable value
 # Role-guarded (403 for all but administrators), nobody's object: the admin calendar; service points,
-# windows and staff (their jurisdiction 404s are tested in tests/api/test_admin_points.py).
-NOT_OBJECTS = {"year", "day", "point_id", "window_id", "staff_id"}
+# windows and staff (their jurisdiction 404s are tested in tests/api/test_admin_points.py); the
+# figures of a region or a point (403 outside_jurisdiction, tested in tests/api/test_figures_regions.py).
+NOT_OBJECTS = {"year", "day", "point_id", "window_id", "staff_id", "region_code", "service_point_id"}
 NEWBORN_FORM = {"newborn_name": "钱小宝", "newborn_gender": "女", "birth_date": "2026-11-20",
                 "birth_place": "婺源县人民医院", "mother_name": "孙红", "father_name": "钱八",
                 "household_head_name": "钱八", "household_address": "婺源县秋口镇秋口村 12 号", "card_delivery": "window"}
