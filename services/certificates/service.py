@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 
 from services.accounts.principal import Principal
 from services.cases import repository as case_repository
-from services.cases.models import Case
+from services.cases.models import Case, CaseMaterial
 from services.certificates.identifiers import build_identifier
 from services.certificates.models import (STATUS_LABELS, Certificate, CertificateGrant, CertificatePublicCheck,
                                           CertificateStatusEvent, CertificateUsage)
@@ -350,9 +350,16 @@ def _is_holder(session: Session, *, principal: Principal, certificate: Certifica
 
 
 def _visible(session: Session, *, principal: Principal, certificate: Certificate) -> bool:
+    """The holder; staff who can see the case that issued it, or a case that cites it as a
+    material (免证办: the clerk handling that case checks it against the registry)."""
     if principal.kind == "citizen":
         return _is_holder(session, principal=principal, certificate=certificate)
-    return case_repository.get_visible_case(session, case_id=certificate.case_id, principal=principal) is not None
+    if case_repository.get_visible_case(session, case_id=certificate.case_id, principal=principal) is not None:
+        return True
+    citing = session.exec(select(CaseMaterial.case_id).where(CaseMaterial.certificate_id == certificate.id)
+                          .distinct().limit(50)).all()
+    return any(case_repository.get_visible_case(session, case_id=case_id, principal=principal) is not None
+               for case_id in citing)
 
 
 def get_certificate(session: Session, *, principal: Principal, certificate_id: str) -> Certificate:
@@ -831,7 +838,17 @@ def public_status_by_identifier(connection, *, identifier: str) -> tuple[dict[st
     of persons, a masked holder. One indexed SELECT of the columns it shows (no ORM entity: this
     runs on every cache miss of the busiest public endpoint); `connection` is a SQLAlchemy
     Connection or Session."""
-    row = connection.execute(_PUBLIC_STATUS_QUERY, {"identifier": identifier}).first()
+    return public_answer(connection.execute(_PUBLIC_STATUS_QUERY, {"identifier": identifier}).first())
+
+
+def public_status_sql(dialect) -> str:
+    """The same SELECT as the driver's own SQL text (named parameter `identifier`), for callers
+    that run it on a driver connection (public.py's asynchronous lookup)."""
+    return str(_PUBLIC_STATUS_QUERY.compile(dialect=dialect))
+
+
+def public_answer(row) -> tuple[dict[str, Any] | None, str | None]:
+    """A row of `_PUBLIC_COLUMNS` (anything with those attribute names) as the public answer."""
     if row is None:
         return None, None
     today = today_in_china()
@@ -847,6 +864,20 @@ def public_status_by_identifier(connection, *, identifier: str) -> tuple[dict[st
         "pdf_sha256": row.pdf_sha256, "holder_name_masked": row.holder_name_masked,
         "holder_code_type": row.holder_code_type, "status_changed_at": _iso(row.status_changed_at),
     }, row.id
+
+
+def annotate_cited_materials(session: Session, materials) -> None:
+    """Add to every case material that cites a certificate (免证办) what the registry says about
+    it now: `verified` (valid today), `status`, `status_label`, `identifier`, `type_name`,
+    `valid_until`, `checked_at`. One query for all of them (none when nothing is cited); the
+    case views call it, so a clerk sees a citation checked live, not as it was when cited."""
+    cited = [material for material in materials if material.get("certificate_id")]
+    if not cited:
+        return
+    views = certificate_material_views(session, certificate_ids=[material["certificate_id"] for material in cited])
+    for material in cited:
+        material.update({key: value for key, value in views[material["certificate_id"]].items()
+                         if key != "certificate_id"})
 
 
 def certificate_material_views(session: Session, *, certificate_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -1,18 +1,24 @@
 """PAdES signature with a visible seal (pyHanko).
 
-One signature, one incremental revision, nothing after it: the CRL for the issuer certificate
-goes into the document security store (DSS) *in the same revision as the signature*
-(`SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE`, which requires `include_vri=False`).
-pyHanko's default would write the DSS in a second revision after the signature, and then
-poppler's `pdfsig` no longer reports "Total document signed". The result is a PAdES-B-LT-style
-file that validators needing no incremental-update analysis accept as is.
+One signature, one incremental revision, nothing after it: the issuer's certificates and the
+CRL go into the document security store (DSS) *in the same revision as the signature*. (pyHanko's
+default would write the DSS in a second revision after the signature, and then poppler's
+`pdfsig` no longer reports "Total document signed".) The result is a PAdES-B-LT-style file that
+validators needing no incremental-update analysis accept as is.
+
+Speed (a certificate is rendered and signed in a worker, ~200 ms budget in all): pyHanko's own
+way to embed validation data (`embed_validation_info=True`) validates the signer's chain against
+the CRL *for every signature*, and sizing the signature container costs a second, dry-run
+signature. Both depend only on the key and the CRL, so both are done once per (key, CRL) in
+`_signer_setup`: the chain is validated there (a revoked or expired signing certificate refuses
+to sign, as pyHanko's check did), the DSS content is prepared there, and the container size is
+derived from the certificates it carries. Re-validated at least hourly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import threading
 import uuid
 from dataclasses import dataclass
@@ -26,12 +32,12 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import SigSeedSubFilter
-from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from services.certificates.pki import CrlUnavailable, IssuingChain, current_crl_der
+from services.certificates.pki import CrlUnavailable, IssuerKeyUnavailable, IssuingChain, current_crl_der
 from services.certificates.types import CertificateType
 from services.config import Settings
 
@@ -40,19 +46,27 @@ SIGNATURE_FIELD_NAME = "IssuerSeal"
 SEAL_OPACITY = 0.85
 
 
-class _DropFetchingWarning(logging.Filter):
-    """pyHanko warns on every signature that revocation data is embedded without fetching;
-    that is deliberate here (we pass the CRL ourselves), so keep it out of the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "fetching is not allowed" not in record.getMessage()
-
-
-logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_DropFetchingWarning())
-
-
 def to_asn1_cert(cert) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+_seal_readers = threading.local()
+
+
+def _seal_reader(data: bytes) -> PdfFileReader:
+    """A parsed reader of the seal PDF, kept per thread (a reader caches the objects it has
+    parsed, so importing the seal into the next certificate costs a copy, not a parse; readers
+    seek in their stream, so they are not shared between threads)."""
+    readers = getattr(_seal_readers, "by_digest", None)
+    if readers is None:
+        readers = _seal_readers.by_digest = {}
+    digest = hashlib.sha256(data).digest()
+    reader = readers.get(digest)
+    if reader is None:
+        if len(readers) > 32:  # seals of types no longer issued
+            readers.clear()
+        reader = readers[digest] = PdfFileReader(io.BytesIO(data))
+    return reader
 
 
 class _ImportedPdfBytes(content.PdfContent):
@@ -64,7 +78,7 @@ class _ImportedPdfBytes(content.PdfContent):
 
     def render(self) -> bytes:
         writer = self._ensure_writer
-        xobject = writer.import_page_as_xobject(PdfFileReader(io.BytesIO(self.data)), page_ix=0)
+        xobject = writer.import_page_as_xobject(_seal_reader(self.data), page_ix=0)
         name = "/Seal" + uuid.uuid4().hex
         self.resources.xobject[name] = xobject
         x1, y1, x2, y2 = xobject.get_object()["/BBox"]
@@ -75,24 +89,59 @@ class _ImportedPdfBytes(content.PdfContent):
 @dataclass(frozen=True)
 class _SignerSetup:
     signer: signers.SimpleSigner
-    validation_context_args: dict
+    dss_certs: tuple  # asn1crypto certificates: the issuer and its chain up to the root
+    dss_crls: tuple  # asn1crypto CRLs
+    bytes_reserved: int  # hex digits reserved for the signature container
+    checked_at: float  # time.monotonic() of the chain validation
 
 
+SETUP_REVALIDATE_SECONDS = 3600.0
 _setup_cache: dict[tuple[bytes, bytes], _SignerSetup] = {}
 _setup_lock = threading.Lock()
 
 
+class SigningCertificateInvalid(IssuerKeyUnavailable):
+    code = "issuer_certificate_invalid"
+    message = "颁证单位的签章证书无效（已过期、已吊销或证书链不完整），不能签发"
+
+
+def _validate_signing_certificate(signing_cert, others: list, root, crls: list) -> None:
+    """The chain check pyHanko would do before every signature, done once: a path to the root,
+    within validity, not on the CRL, usable for non-repudiation. Raises SigningCertificateInvalid."""
+    import asyncio
+
+    from pyhanko_certvalidator import CertificateValidator
+    from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, ValidationError
+
+    context = ValidationContext(trust_roots=[root], other_certs=others, crls=crls, allow_fetching=False,
+                                revocation_mode="soft-fail")
+    validator = CertificateValidator(signing_cert, intermediate_certs=others, validation_context=context)
+    try:
+        asyncio.run(validator.async_validate_usage({"non_repudiation"}))
+    except (PathBuildingError, PathValidationError, ValidationError) as error:
+        raise SigningCertificateInvalid(detail={"reason": type(error).__name__, "message": str(error)[:300]}) from error
+
+
+def _reserve_for(certs) -> int:
+    """Hex digits for the CMS container: the certificates it embeds, plus room for the signed
+    attributes and the ECDSA signature (~600 bytes), with margin."""
+    return 2 * (sum(len(cert.dump()) for cert in certs) + 3072)
+
+
 def _signer_setup(chain: IssuingChain, crl_der: bytes | None) -> _SignerSetup:
-    """The pyHanko signer and validation inputs for this key and CRL (cached: converting the
-    key and certificates and parsing the CRL costs more than the signature itself)."""
+    """The pyHanko signer, the DSS content and the container size for this key and CRL, with
+    the signing certificate validated against them (cached: converting the key, parsing the CRL
+    and validating the chain cost more than the signature itself)."""
+    import time
+
     cache_key = (
         chain.issuer_cert.fingerprint(hashes.SHA256()),
         hashlib.sha256(crl_der or b"").digest(),
     )
     with _setup_lock:
         cached = _setup_cache.get(cache_key)
-        if cached is not None:
-            return cached
+    if cached is not None and time.monotonic() - cached.checked_at < SETUP_REVALIDATE_SECONDS:
+        return cached
     signing_cert = to_asn1_cert(chain.issuer_cert)
     others = [to_asn1_cert(cert) for cert in chain.chain]
     key_info = asn1_keys.PrivateKeyInfo.load(
@@ -105,13 +154,10 @@ def _signer_setup(chain: IssuingChain, crl_der: bytes | None) -> _SignerSetup:
         signing_key=key_info,
         cert_registry=SimpleCertificateStore.from_certs([signing_cert, *others]),
     )
-    context_args = {
-        "trust_roots": [to_asn1_cert(chain.root_cert)],
-        "other_certs": others,
-        "crls": [asn1_crl.CertificateList.load(crl_der)] if crl_der else [],
-        "allow_fetching": False,
-    }
-    setup = _SignerSetup(signer=signer, validation_context_args=context_args)
+    crls = [asn1_crl.CertificateList.load(crl_der)] if crl_der else []
+    _validate_signing_certificate(signing_cert, others, to_asn1_cert(chain.root_cert), crls)
+    setup = _SignerSetup(signer=signer, dss_certs=(signing_cert, *others), dss_crls=tuple(crls),
+                         bytes_reserved=_reserve_for([signing_cert, *others]), checked_at=time.monotonic())
     with _setup_lock:
         if len(_setup_cache) > 16:  # old keys / stale CRLs
             _setup_cache.clear()
@@ -141,9 +187,6 @@ def sign_pdf(
 
         seal_pdf = shared_renderer().seal_pdf(cert_type)
 
-    # A fresh ValidationContext per signature: it caches validation results and fetched data
-    # internally, and is not meant to be shared between threads.
-    validation_context = ValidationContext(**setup.validation_context_args)
     metadata = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD_NAME,
         md_algorithm="sha256",
@@ -151,12 +194,7 @@ def sign_pdf(
         reason=reason,
         location=location or None,
         name=cert_type.issuer_name,
-        embed_validation_info=True,
-        validation_context=validation_context,
-        signer_key_usage={"non_repudiation"},
-        dss_settings=DSSContentSettings(
-            placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE, include_vri=False
-        ),
+        embed_validation_info=False,  # done here, once per key and CRL: see the module docstring
     )
     stamp_style = StaticStampStyle(
         background=_ImportedPdfBytes(seal_pdf),
@@ -172,6 +210,8 @@ def sign_pdf(
     field_spec = fields.SigFieldSpec(sig_field_name=SIGNATURE_FIELD_NAME, on_page=0, box=(x1, y1, x2, y2))
     pdf_signer = signers.PdfSigner(metadata, signer=setup.signer, stamp_style=stamp_style, new_field_spec=field_spec)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    # the validation data, written by this same incremental update: the signature's revision
+    DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=setup.dss_certs, crls=setup.dss_crls)
     output = io.BytesIO()
-    pdf_signer.sign_pdf(writer, output=output)
+    pdf_signer.sign_pdf(writer, output=output, bytes_reserved=setup.bytes_reserved)
     return output.getvalue()

@@ -143,6 +143,68 @@ def test_a_revocation_is_visible_at_once_even_when_the_status_was_cached(client,
     assert client.get(url).json()["status"] == "revoked"
 
 
+@pytest.fixture(scope="module")
+def second_instance(engine):
+    """Another API process (uvicorn, as in production) on the same database and, when the suite
+    has one, the same Redis: what a second machine behind the load balancer would answer."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.asgi:app", "--host", "127.0.0.1", "--port",
+                                str(port), "--log-level", "warning"], cwd=root, env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(process.stderr.read().decode(errors="replace")[-3000:])
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the second instance did not start")
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=10) as other:
+            yield other
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_a_status_change_in_one_process_is_seen_at_once_by_another(client, holder, second_instance):
+    """Each change is made through this process; the other process, which answered (and so
+    cached, with Redis) the old status just before, answers the new one on the very next request."""
+    from services.certificates import cache
+
+    _, _, certificate = holder
+    url = STATUS.format(certificate["identifier"])
+    supervisor = staff_token(client, f"supervisor-{TOWN_OF_STATION}")
+    redis = cache.sync_client()
+    previous = "valid"
+    for status in ("suspended", "valid", "revoked"):
+        for _ in range(3):
+            assert second_instance.get(url).json()["status"] == previous
+        if redis is not None:  # the other process cached it, where this one must invalidate it
+            assert redis.get(cache.status_key(certificate["identifier"])) is not None
+        response = client.post(f"/api/v1/certificates/{certificate['id']}/status",
+                               json={"status": status, "reason": "依法处理"}, headers=auth(supervisor))
+        assert response.status_code == 200, response.text
+        assert [second_instance.get(url).json()["status"] for _ in range(3)] == [status] * 3
+        previous = status
+
+
 def test_the_status_cache_holds_no_holder_data(client, holder):
     from services.certificates import cache
 

@@ -119,6 +119,46 @@ def test_a_certificate_whose_issuer_key_was_revoked_is_not_valid(client, test_va
     assert "Certificate is Trusted." not in report
 
 
+def test_rotating_the_issuer_key_keeps_issued_certificates_verifiable(client, genuine, test_var_dir):
+    """A registered certificate signed before a key rotation still verifies everywhere after it
+    (our endpoint, pdfsig and pyHanko with the served chain and CRL, its QR token); the next one
+    is signed with the new key; the CRL served lists no rotated (not revoked) key."""
+    from cryptography import x509
+
+    from services.certificates import pki
+    from services.certificates.rendering import verify_qr_token
+    from tests.services.certificates.support import issued_residence_certificate
+
+    token, certificate, pdf = genuine
+    before = _verdict(client, pdf)
+    assert before["valid"] is True
+    pki.rotate_issuer_key(issuer_code="11361130MB1C20012R")
+
+    after = _verdict(client, pdf)
+    assert after["valid"] is True and after["signature_valid"] is True and after["reasons"] == []
+    assert after["signer"]["certificate_serial"] == before["signer"]["certificate_serial"]
+    ca, crl = client.get("/api/v1/public/pki/ca").content, client.get("/api/v1/public/pki/crl").content
+    assert x509.load_der_x509_crl(crl).get_revoked_certificate_by_serial_number(
+        int(before["signer"]["certificate_serial"], 16)) is None
+    path = Path(test_var_dir) / "before-rotation.pdf"
+    path.write_bytes(pdf)
+    report = verifiers.pdfsig_report(path, ca, crl_der=crl)
+    assert "Total document signed" in report and "Signature is Valid." in report and "Certificate is Trusted." in report
+    status = verifiers.pyhanko_validate(pdf, ca, extra_crls=[crl])
+    assert status.bottom_line and not status.revoked
+    qr_token = next(line for line in (verifiers.read_qr(verifiers.page_png(path, Path(test_var_dir) / "rot", dpi=150)))
+                    ).split("#", 1)[1]
+    chain = pki.load_issuing_chain(issuer_code="11361130MB1C20012R")
+    assert verify_qr_token(qr_token, certificates=chain.issuer_certificates)["id"] == certificate["identifier"]
+
+    new_token, _, newer = issued_residence_certificate(client, name="钱七")
+    newer_pdf = client.get(f"/api/v1/certificates/{newer['id']}/pdf", headers=auth(new_token)).content
+    fresh = _verdict(client, newer_pdf)
+    assert fresh["valid"] is True
+    assert fresh["signer"]["certificate_serial"] != before["signer"]["certificate_serial"]
+    assert int(fresh["signer"]["certificate_serial"], 16) == chain.issuer_cert.serial_number
+
+
 def test_a_revoked_certificate_has_a_valid_signature_but_is_not_valid(client, genuine):
     _, certificate, pdf = genuine
     supervisor = staff_token(client, f"supervisor-{TOWN_OF_STATION}")

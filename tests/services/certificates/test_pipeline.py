@@ -160,6 +160,44 @@ def test_text_fonts_and_size(produced, pdf_path):
     assert len(issued.pdf) < 200 * 1024
 
 
+def test_the_cjk_font_is_embedded_as_a_subset(pdf_path):
+    """pdffonts: every font embedded (emb), subset (sub, and the ABCDEF+ name prefix), with a
+    ToUnicode map (uni: text can be copied and searched), and the CJK face among them."""
+    import subprocess
+
+    lines = subprocess.run(["pdffonts", str(pdf_path)], capture_output=True, text=True, check=True).stdout.splitlines()
+    fonts = [line.split() for line in lines[2:] if line.strip()]
+    assert fonts, lines
+    for font in fonts:
+        name, emb, sub, uni = font[0], font[-5], font[-4], font[-3]
+        assert (emb, sub, uni) == ("yes", "yes", "yes"), font
+        assert re.fullmatch(r"[A-Z]{6}\+.+", name), font
+    assert any(re.search(r"WenQuanYi|Noto.*CJK|Source.*Han", font[0]) for font in fonts), fonts
+
+
+def test_one_renderer_and_one_font_configuration_for_every_render(settings, monkeypatch):
+    """The worker's renderer is shared, and so is its FontConfiguration: renders create no new
+    one (a new one per render grew memory to ~800 MiB; tests/bench/certificates.py measures RSS)."""
+    from weasyprint.text import fonts
+
+    from services.certificates.rendering import shared_renderer
+
+    renderer = shared_renderer()
+    font_config = renderer.font_config
+    created = []
+    real_init = fonts.FontConfiguration.__init__
+
+    def counting_init(self, *args, **kwargs):
+        created.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(fonts.FontConfiguration, "__init__", counting_init)
+    _produce(settings, serial="2026000124")
+    _produce(settings, serial="2026000125")
+    assert created == []
+    assert shared_renderer() is renderer and renderer.font_config is font_config
+
+
 def test_identifier_embedded_in_the_document_parses(produced):
     from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -343,6 +381,24 @@ def test_rotation_keeps_old_certificates_valid_and_revocation_invalidates(tmp_pa
     path = tmp_path / "after.pdf"
     path.write_bytes(after_revocation.pdf)
     _assert_pdfsig_accepts(verifiers.pdfsig_report(path, root, crl_der=new_crl))
+
+
+def test_a_revoked_signing_certificate_refuses_to_sign(tmp_path):
+    """The chain is validated once per key and CRL (not per signature): a signing certificate
+    on the CRL is refused there, before anything is signed with it."""
+    from services.certificates import signing
+
+    settings = _settings(tmp_path / "var")
+    old_chain = pki.load_issuing_chain(settings)
+    signing._signer_setup(old_chain, pki.current_crl_der(settings))  # valid: fine
+    pki.revoke_issuer_certificate(settings, reason="key_compromise")
+    cert_type = load_certificate_types()["residence-certificate"]
+    with pytest.raises(signing.SigningCertificateInvalid) as error:
+        signing.sign_pdf(b"%PDF-1.7", chain=old_chain, cert_type=cert_type, settings=settings)
+    assert error.value.detail["reason"] == "RevokedError" and error.value.status_code == 503
+    # the authority's new key signs
+    _, _, issued = _produce(settings, serial="4")
+    _assert_pyhanko_accepts(verifiers.pyhanko_validate(issued.pdf, old_chain.root_cert))
 
 
 def test_chain_files_and_crl(tmp_path):

@@ -75,3 +75,27 @@ def test_fixed_windows_and_client_hashes(monkeypatch):
         ratelimit.check("test-bucket", client, limit=3, window_seconds=60)
     assert 1 <= error.value.retry_after <= 60
     ratelimit.reset()
+
+
+def test_the_registry_lookup_on_the_event_loop_agrees_with_the_engine(client, engine, monkeypatch):
+    """A status cache miss reads the registry on the event loop (psycopg, PostgreSQL) or through
+    the engine in a thread (SQLite, or when the loop's connection fails): the same answer."""
+    from services.certificates import public
+    from tests.services.certificates.support import issued_residence_certificate
+
+    identifier = issued_residence_certificate(client, name="孙丽")[2]["identifier"]
+    unknown = identifier[:-1] + ("0" if identifier[-1] != "0" else "1")
+    expected = public._lookup(identifier)
+    assert expected[0]["identifier"] == identifier and expected[0]["status"] == "valid"
+
+    async def on_loop(*identifiers):
+        assert (public._async_lookups_for_loop() is not None) == (engine.dialect.name == "postgresql")
+        return [await public._lookup_on_loop(value) for value in identifiers]
+
+    assert asyncio.run(on_loop(identifier, unknown, identifier)) == [expected, (None, None), expected]
+
+    async def broken(self, identifier):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(public._AsyncLookups, "fetch", broken)
+    assert asyncio.run(on_loop(identifier)) == [expected]

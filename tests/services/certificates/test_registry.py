@@ -218,6 +218,14 @@ def test_every_matter_issues_its_certificate_with_the_right_metadata(matter_code
         assert certificate.holder_code_type == ("001" if organisation else "111")
         assert certificate.jurisdiction_code == cert_type.jurisdiction_code and certificate.number
         assert certificate.valid_until == cert_type.valid_until(certificate.valid_from)
+        # registered under the holder's keyed hash (never the number itself), and the stored file
+        # is the one whose SHA-256 the registry holds
+        from services.subjects.identity_numbers import parse_subject_number
+        from services.subjects.protection import get_protector
+
+        value = parse_subject_number(number, subject_kind="organization" if organisation else "person").value
+        assert certificate.holder_hash == get_protector().keyed_hash(value) and certificate.holder_hash != value
+        _registered_file_matches(certificate)
         if organisation:
             assert certificate.holder_masked == number and certificate.holder_name_masked == name
         else:
@@ -262,6 +270,39 @@ def test_status_lifecycle_with_history(certificate_id, engine):
         (None, "valid"), ("valid", "suspended"), ("suspended", "valid"), ("valid", "annulled")]
     assert history[1]["reason"] == steps[0][1] and history[1]["actor"] == supervisor.key
     assert history[1]["actor_name"] == supervisor.name
+
+
+@pytest.mark.parametrize("terminal", ["annulled", "cancelled", "revoked"])
+def test_every_terminal_status_is_final_and_public(client, certificate_id, engine, terminal):
+    """撤销 / 注销 / 吊销 from 暂扣 as from 有效, each with its history entry and public label, and
+    nothing after it (expiry included)."""
+    from services.certificates.models import STATUS_LABELS
+
+    supervisor = _principal(engine, f"supervisor-{TOWN_OF_STATION}")
+    for status, reason in (("suspended", "暂扣核查"), (terminal, "依法处理")):
+        with Session(engine) as session:
+            service.change_status(session, principal=supervisor, certificate_id=certificate_id, status=status,
+                                  reason=reason)
+            session.commit()
+    with Session(engine) as session:
+        certificate = session.get(Certificate, certificate_id)
+        for target in ("valid", "suspended", "annulled", "cancelled", "revoked"):
+            with pytest.raises(service.StatusTransitionNotAllowed):
+                service.change_status(session, principal=supervisor, certificate_id=certificate_id, status=target,
+                                      reason="再次变更")
+        certificate.valid_until = dt.date(2020, 1, 1)
+        session.add(certificate)
+        session.commit()
+    with Session(engine) as session:
+        service.run_expiry(session, service.today_in_china())
+        session.commit()
+        certificate = session.get(Certificate, certificate_id)
+        assert certificate.status == terminal  # expiry never overwrites a terminal status
+        history = service.status_history(session, certificate_id=certificate_id)
+    assert [h["to_status"] for h in history] == ["valid", "suspended", terminal]
+    assert history[-1]["reason"] == "依法处理" and history[-1]["actor"] == supervisor.key and history[-1]["at"]
+    public = client.get(f"/api/v1/public/certificates/{certificate.identifier}/status").json()
+    assert public["status"] == terminal and public["status_label"] == STATUS_LABELS[terminal]
 
 
 def test_status_changes_need_the_issuing_department_a_reason_and_a_known_status(certificate_id, engine):
