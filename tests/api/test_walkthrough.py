@@ -3,8 +3,11 @@ accepted and approved by the right clerk, and download a certificate verifiers a
 
 from __future__ import annotations
 
+from sqlmodel import Session, select
+
 from services.cases.models import CaseEvent
 from services.cases.service import verify_chain
+from services.outbox.models import OutboxJob
 from tests.support import (WITH_STATION, WITHOUT_STATION, act, auth, residence_application, run_jobs,
                                 staff_token, submit, upload_pdf, verified_citizen)
 
@@ -50,6 +53,9 @@ def test_apply_route_accept_approve_and_download_a_signed_certificate(client, tm
     assert completed.status_code == 200, completed.text
     case = completed.json()
     assert case["state"] == "completed" and len(case["certificate_ids"]) == 1
+    with Session(engine) as session:  # the applicant is told, once, that the certificate is ready
+        notice = f"notify:{case['id']}:certificate_ready:{case['certificate_ids'][0]}"
+        assert session.exec(select(OutboxJob).where(OutboxJob.dedupe_key == notice)).one()
     assert [event["action"] for event in case["history"]] == ["submit", "accept", "approve", "complete"]
 
     certificates = client.get("/api/v1/certificates", headers=auth(token)).json()["items"]
@@ -71,8 +77,6 @@ def test_apply_route_accept_approve_and_download_a_signed_certificate(client, tm
     assert status.status_code == 200
     assert status.json()["status"] == "valid" and "*" in status.json()["holder_masked"]
     assert id_number not in status.text
-
-    from sqlmodel import Session, select
 
     with Session(engine) as session:
         events = list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case["id"]).order_by(CaseEvent.seq)))
