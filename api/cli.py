@@ -24,6 +24,9 @@ def _register_command_groups() -> None:
     app.add_typer(cli_matters.app, name="matters", help="Check and draw the matter catalogue.")
     app.add_typer(cli_audit.app, name="audit", help="Verify the tamper-evident case histories.")
     app.add_typer(cli_certificates.app, name="certificates", help="Certificate registry and PKI operations.")
+    from api import cli_figures
+
+    app.add_typer(cli_figures.app, name="figures", help="Regional figures (一网协同): refresh the rollups.")
     from api import cli_points  # points, windows, staff
 
     cli_points.register(app)

@@ -138,6 +138,7 @@ def _restart_expired_suspensions(session: Session, *, today: date, calendar) -> 
             update(Case).where(expired, Case.suspend_until == until, _same(Case.sla_days_left, left),
                                _same(Case.sla_legal_days_left, legal_left))
             .values(sla_state="running", sla_paused_at=None, sla_days_left=None, sla_legal_days_left=None,
+                    updated_at=utcnow(),  # the figures' refresh folds in what changed since its watermark
                     due_date=shift_working_days(calendar, until, left or 0),
                     legal_due_date=(shift_working_days(calendar, until, legal_left)
                                     if legal_left is not None else Case.legal_due_date))

@@ -46,3 +46,11 @@ def test_import_regions_rejects_a_bad_file_with_the_line(tmp_path, seeded):
     result = onestop("import-regions", str(bad))
     assert result.returncode != 0
     assert "line" in (result.stderr + result.stdout).lower()
+
+
+def test_figures_refresh_prints_its_report_and_refuses_two_modes(seeded):
+    result = onestop("figures", "refresh")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["mode"] in ("build", "refresh", "rebuild")
+    both = onestop("figures", "refresh", "--full", "--reconcile")
+    assert both.returncode != 0 and "not both" in both.stderr
