@@ -185,14 +185,15 @@ async def status_json(identifier: str, *, client_address: str | None) -> bytes:
     caching = redis is not None and get_certificate_settings().certificate_status_cache_seconds > 0
     if redis is not None:
         try:
-            if limiting:
-                start, _ = ratelimit.window(window_seconds)
-                replies = await _limit_and_fetch(redis)(
-                    keys=[ratelimit.redis_key(STATUS_BUCKET, client, start), cache.status_key(identifier),
-                          cache.generation_key(identifier)], args=[window_seconds + 5])
-            else:
-                replies = await redis.mget(cache.status_key(identifier), cache.generation_key(identifier))
-        except Exception:  # noqa: BLE001 - Redis away: answer from the database, unlimited
+            async with asyncio.timeout(cache.ASYNC_TIMEOUT_SECONDS):
+                if limiting:
+                    start, _ = ratelimit.window(window_seconds)
+                    replies = await _limit_and_fetch(redis)(
+                        keys=[ratelimit.redis_key(STATUS_BUCKET, client, start), cache.status_key(identifier),
+                              cache.generation_key(identifier)], args=[window_seconds + 5])
+                else:
+                    replies = await redis.mget(cache.status_key(identifier), cache.generation_key(identifier))
+        except Exception:  # noqa: BLE001 - Redis away or slow: answer from the database, unlimited
             log.warning("redis unavailable for the status check", exc_info=True)
             redis, caching, replies = None, False, None
         if replies is not None:
@@ -224,8 +225,10 @@ async def status_json(identifier: str, *, client_address: str | None) -> bytes:
     body = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if caching:
         try:
-            await cache.store_if_generation(redis, identifier, cache.encode_entry(certificate_id, answer["status"], body),
-                                            generation=generation, ttl_seconds=_ttl_seconds())
+            async with asyncio.timeout(cache.ASYNC_TIMEOUT_SECONDS):
+                await cache.store_if_generation(redis, identifier,
+                                                cache.encode_entry(certificate_id, answer["status"], body),
+                                                generation=generation, ttl_seconds=_ttl_seconds())
         except Exception:  # noqa: BLE001 - an answer not cached is still an answer
             log.warning("could not cache a certificate status", exc_info=True)
     checklog.record(kind="status", identifier=identifier, certificate_id=certificate_id, result=answer["status"],

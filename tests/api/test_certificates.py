@@ -451,3 +451,49 @@ def test_cli_help():
                     "pki"):
         result = _onestop(command, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, command
+
+
+def test_an_api_process_does_not_load_the_signing_stack():
+    """WeasyPrint and pyHanko (~60,000 objects with asn1crypto and friends) belong to the worker;
+    an API process importing them pays for them in every full garbage collection (a stalled event
+    loop, the public status endpoint's p99). They load on first use (issuing, verifying)."""
+    script = ("import sys, api.asgi; loaded = sorted({m.split('.')[0] for m in sys.modules} & "
+              "{'pyhanko', 'pyhanko_certvalidator', 'weasyprint', 'qrcode'}); print(loaded); sys.exit(bool(loaded))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy(),
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+def test_a_slow_or_absent_redis_is_answered_from_the_database(client, holder, monkeypatch):
+    """The status endpoint bounds its Redis use with its own timeout (redis-py's per-command one
+    costs a task per command): a Redis that hangs or refuses costs at most that, never a 500."""
+    import time
+
+    from services.certificates import cache, public
+
+    class Hanging:
+        def register_script(self, _text):
+            return self._hang
+
+        async def _hang(self, *args, **kwargs):
+            import asyncio
+
+            await asyncio.sleep(30)
+
+        mget = _hang
+
+    class Refusing(Hanging):
+        async def _hang(self, *args, **kwargs):
+            raise ConnectionError("connection refused")
+
+        mget = _hang
+
+    url = STATUS.format(holder[2]["identifier"])
+    monkeypatch.setattr(cache, "ASYNC_TIMEOUT_SECONDS", 0.3)
+    for fake in (Hanging(), Refusing()):
+        monkeypatch.setattr(cache, "async_client", lambda fake=fake: fake)
+        monkeypatch.setattr(public, "_scripts", {})
+        started = time.monotonic()
+        answer = client.get(url)
+        assert answer.status_code == 200 and answer.json()["status"] == "valid", answer.text
+        assert time.monotonic() - started < 5
