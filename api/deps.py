@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,25 +16,33 @@ from services.accounts.principal_cache import resolve_principal
 from services.accounts.service import load_principal
 from services.db import get_engine
 from services.errors import Forbidden, OnestopError
+from services.matters.service import AdminOnly
 from services.wechat.client import WeChatClient, get_wechat_client
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _transaction() -> Iterator[Session]:
-    with Session(get_engine(), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except OnestopError as error:
-            if error.keep_changes:
-                session.commit()
-            else:
-                session.rollback()
-            raise
-        except BaseException:
-            session.rollback()
-            raise
+async def _transaction() -> AsyncIterator[Session]:
+    # Async, so that opening the session (no I/O until first used) and a request that never
+    # touched the database cost no hop to a worker thread; the commit or rollback, which talk to
+    # the database, run in one. A sync generator here would cost two hops on every request.
+    session = Session(get_engine(), expire_on_commit=False)
+    try:
+        yield session
+        await _in_thread(session, session.commit)
+    except OnestopError as error:
+        await _in_thread(session, session.commit if error.keep_changes else session.rollback)
+        raise
+    except BaseException:
+        await _in_thread(session, session.rollback)
+        raise
+    finally:
+        session.close()  # after commit or rollback no connection is held: no I/O here
+
+
+async def _in_thread(session: Session, finish) -> None:
+    if session.in_transaction():
+        await anyio.to_thread.run_sync(finish)
 
 
 async def get_session(session: Session = Depends(_transaction, scope="function")) -> Session:
@@ -42,8 +52,9 @@ async def get_session(session: Session = Depends(_transaction, scope="function")
     return session
 
 
-def get_claims(request: Request,
-               credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> tokens.AccessClaims:
+async def get_claims(request: Request,
+                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> tokens.AccessClaims:
+    # async: verifying a token is CPU work (and usually a cache hit), not worth a thread hop
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise tokens.InvalidToken("缺少登录凭证", code="missing_token")
     claims = tokens.decode_access_token(credentials.credentials)
@@ -51,22 +62,28 @@ def get_claims(request: Request,
     return claims
 
 
-def current_principal(claims: tokens.AccessClaims = Depends(get_claims),
-                      session: Session = Depends(get_session)) -> Principal:
-    return resolve_principal(session, claims=claims, load=load_principal)
+async def current_principal(claims: tokens.AccessClaims = Depends(get_claims),
+                            session: Session = Depends(get_session)) -> Principal:
+    return await resolve_principal(session, claims=claims, load=load_principal)
 
 
-def require_citizen(principal: Principal = Depends(current_principal)) -> Principal:
+async def require_citizen(principal: Principal = Depends(current_principal)) -> Principal:
     if principal.kind != "citizen":
         raise Forbidden("仅限群众账号", code="citizen_only")
     return principal
 
 
-def require_staff(principal: Principal = Depends(current_principal)) -> Principal:
+async def require_staff(principal: Principal = Depends(current_principal)) -> Principal:
     if principal.kind != "staff":
         raise Forbidden("仅限工作人员账号", code="staff_only")
     return principal
 
 
-def wechat_client() -> WeChatClient:
+async def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
+    if principal.kind != "staff" or "admin" not in principal.roles:
+        raise AdminOnly()
+    return principal
+
+
+async def wechat_client() -> WeChatClient:
     return get_wechat_client()

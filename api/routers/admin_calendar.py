@@ -11,19 +11,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from api.deps import get_session, require_staff
+from api.deps import get_session, require_admin
 from api.errors import errors
 from services.accounts.principal import Principal
-from services.errors import Forbidden, NotFound
+from services.errors import NotFound
 from services.sla import calendar as working_calendar
 
 router = APIRouter(tags=["admin: calendar"])
 
-
-def require_admin(principal: Principal = Depends(require_staff)) -> Principal:
-    if "admin" not in principal.roles:
-        raise Forbidden("仅限管理员", code="admin_only")
-    return principal
 
 
 class _Body(BaseModel):

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Path, Response
 from sqlmodel import Session
 
-from api.deps import current_principal, get_session
+from api.deps import get_session, require_admin
 from api.errors import errors
 from services.accounts.principal import Principal
 from services.matters import service as matters
@@ -23,11 +23,6 @@ EXAMPLE = {
     "form_schema": {"type": "object", "required": ["address"], "properties": {"address": {"type": "string"}}},
 }
 
-
-def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
-    if principal.kind != "staff" or "admin" not in principal.roles:
-        raise matters.AdminOnly()
-    return principal
 
 
 @router.put("/{code}", summary="Store a new version of a matter (validated like a catalogue file)",

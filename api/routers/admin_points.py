@@ -10,10 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from api.deps import current_principal, get_session
+from api.deps import get_session, require_admin
 from api.errors import errors
 from services.accounts.principal import Principal
-from services.matters.service import AdminOnly
 from services.points import service as points
 
 router = APIRouter(prefix="/admin", tags=["admin: service points and staff"])
@@ -31,11 +30,6 @@ Role = Literal["clerk", "reviewer", "supervisor", "helper", "admin"]
 DutyStatus = Literal["on_duty", "on_leave"]
 Category = str  # a matter category slug of the catalogue (GET /matters: `category`)
 
-
-def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
-    if principal.kind != "staff" or "admin" not in principal.roles:
-        raise AdminOnly()
-    return principal
 
 
 class _Body(BaseModel):

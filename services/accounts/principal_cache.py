@@ -14,19 +14,22 @@ the database, as before.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import secrets
 import threading
 import time
 from collections import OrderedDict
 
+import anyio.to_thread
 from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlmodel import Session
 
 from services.accounts import tokens
 from services.accounts.principal import Principal
-from services.ratelimit.connection import redis_client
+from services.ratelimit.connection import ASYNC_TIMEOUT_SECONDS, async_redis_client, redis_client
 
 log = logging.getLogger("onestop.accounts")
 
@@ -39,35 +42,53 @@ _lock = threading.Lock()
 _cache: OrderedDict[str, tuple[str, float, Principal]] = OrderedDict()
 
 
-def resolve_principal(session: Session, *, claims: tokens.AccessClaims, load) -> Principal:
+async def resolve_principal(session: Session, *, claims: tokens.AccessClaims, load) -> Principal:
     """The caller of a verified token: 401 when the token was revoked; `load(session, principal_key=)`
-    reads the account when the cached principal is missing or stale."""
-    client = redis_client()
+    reads the account when the cached principal is missing or stale.
+
+    Async so that the common case — a cached principal still current — costs one Redis round trip
+    on the event loop and no hop to a worker thread; the database is read in a worker thread."""
+    client = async_redis_client()
     if client is not None:
         key = GENERATION_PREFIX + claims.principal
         try:
-            with client.pipeline(transaction=False) as pipe:
-                revoked, generation = pipe.exists(tokens.REVOKED_PREFIX + claims.jti).get(key).execute()
-        except RedisError as error:
+            async with asyncio.timeout(ASYNC_TIMEOUT_SECONDS):
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.exists(tokens.REVOKED_PREFIX + claims.jti)
+                    pipe.get(key)
+                    revoked, generation = await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as error:
             log.warning("principal cache: Redis unavailable, asking the database", extra={"error": type(error).__name__})
         else:
             if revoked:
                 raise tokens.InvalidToken()
+            generation = generation.decode() if generation is not None else None
             cached = _cache.get(claims.principal)
             if (generation is not None and cached is not None and cached[0] == generation
                     and time.monotonic() - cached[1] < MAX_AGE_SECONDS):
                 return cached[2]
-            principal = load(session, principal_key=claims.principal)
-            if generation is None:
-                fresh = secrets.token_hex(8)
-                try:
-                    # NX: if a change set a generation meanwhile, this load may be older than it
-                    generation = fresh if client.set(key, fresh, nx=True, ex=GENERATION_TTL_SECONDS) else None
-                except RedisError:
-                    generation = None
-            if generation is not None:
-                _remember(claims.principal, generation, principal)
-            return principal
+            return await anyio.to_thread.run_sync(functools.partial(_load_and_remember, session, claims, load, generation))
+    return await anyio.to_thread.run_sync(functools.partial(_load_from_database, session, claims, load))
+
+
+def _load_and_remember(session: Session, claims: tokens.AccessClaims, load, generation: str | None) -> Principal:
+    principal = load(session, principal_key=claims.principal)
+    if generation is None:
+        fresh = secrets.token_hex(8)
+        try:
+            # NX: if a change set a generation meanwhile, this load may be older than it
+            client = redis_client()
+            key = GENERATION_PREFIX + claims.principal
+            generation = fresh if client is not None and client.set(key, fresh, nx=True,
+                                                                    ex=GENERATION_TTL_SECONDS) else None
+        except RedisError:
+            generation = None
+    if generation is not None:
+        _remember(claims.principal, generation, principal)
+    return principal
+
+
+def _load_from_database(session: Session, claims: tokens.AccessClaims, load) -> Principal:
     if tokens.is_access_token_revoked(session, jti=claims.jti):
         raise tokens.InvalidToken()
     return load(session, principal_key=claims.principal)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -107,12 +109,38 @@ def issue_access_token(*, principal: str, roles: tuple[str, ...], family: str,
     return jwt.encode(claims, _keys()[0], algorithm=ALGORITHM), lifetime
 
 
+VERIFIED_CACHE_SIZE = 20_000
+_verified_lock = threading.Lock()
+_verified: dict[tuple, AccessClaims] = {}
+
+
 def decode_access_token(token: str) -> AccessClaims:
     """Verify signature (ES256 only: `alg: none` and HS256-with-the-public-key are refused),
-    expiry, issuer and audience."""
+    expiry, issuer and audience.
+
+    A token verified once is remembered until it expires: a client sends the same token with
+    every request, and checking an ES256 signature costs more than the rest of a simple read.
+    The key is the whole token (signature included) with the key and settings it was checked
+    against, so nothing but that exact, already verified token can hit; revocation is checked
+    per request elsewhere (services.accounts.principal_cache)."""
     settings = get_settings()
     if not isinstance(token, str) or len(token) > 4096:
         raise InvalidToken()
+    cache_key = (token, id(_keys()[1]), settings.jwt_audience, settings.jwt_issuer)
+    cached = _verified.get(cache_key)
+    if cached is not None:
+        if cached.expires_at > time.time():
+            return cached
+        raise InvalidToken()
+    claims = _verify_access_token(token, settings)
+    with _verified_lock:
+        if len(_verified) >= VERIFIED_CACHE_SIZE:
+            del _verified[next(iter(_verified))]  # the oldest entry
+        _verified[cache_key] = claims
+    return claims
+
+
+def _verify_access_token(token: str, settings) -> AccessClaims:
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != ALGORITHM:

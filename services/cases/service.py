@@ -19,7 +19,7 @@ from services.accounts.principal import Principal
 from services.bundles.progress import child_changed
 from services.cases import repository
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
-from services.certificates.models import Certificate
+from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
 from services.db import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -834,6 +834,8 @@ def case_views(session: Session, rows: list[tuple[Any, Any]], *, principal: Prin
                  "at": _local_iso(e.created_at), "hash": e.hash}
                 for e in details.events.get(case.id, [])]
         views.append(view)
+    # 免证办: a cited certificate is shown as the registry has it now, not as it was when cited
+    annotate_cited_materials(session, [material for view in views for material in view["materials"]])
     return views
 
 

@@ -16,13 +16,15 @@ writer's DEL is deleted; one that happens after the writer's INCR is refused.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
 from typing import Any
 
 from services.config import get_settings
+# the loop-bound async client is the shared one; named here so a test can replace it for the
+# status endpoint alone
+from services.ratelimit.connection import ASYNC_TIMEOUT_SECONDS, async_redis_client as async_client  # noqa: F401
 
 log = logging.getLogger("onestop.certificates.cache")
 
@@ -56,7 +58,6 @@ def generation_key(identifier: str) -> str:
 
 _sync_lock = threading.Lock()
 _sync_clients: dict[str, Any] = {}
-_async_clients: dict[tuple[int, str], tuple[Any, Any]] = {}  # (id(loop), url) -> (loop, client)
 
 
 def redis_url() -> str | None:
@@ -78,33 +79,6 @@ def sync_client():
                 client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
                 _sync_clients[url] = client
     return client
-
-
-ASYNC_TIMEOUT_SECONDS = 2.0
-
-
-def async_client():
-    """A redis.asyncio.Redis bound to the running event loop (None without Redis): a
-    connection pool belongs to one loop, and test clients run several loops.
-
-    Without a socket timeout of its own: redis-py then wraps every command's send in
-    `asyncio.wait_for`, a new task each time (~15% of the CPU of a cached status answer).
-    Callers bound each use with `asyncio.timeout(ASYNC_TIMEOUT_SECONDS)` instead; a command
-    cancelled by it disconnects its connection (redis-py does so on any interruption)."""
-    url = redis_url()
-    if not url:
-        return None
-    loop = asyncio.get_running_loop()
-    entry = _async_clients.get((id(loop), url))
-    if entry is None or entry[0] is not loop:
-        import redis.asyncio as aioredis
-
-        for key, (other_loop, _client) in list(_async_clients.items()):
-            if other_loop.is_closed():
-                del _async_clients[key]
-        entry = (loop, aioredis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=2))
-        _async_clients[(id(loop), url)] = entry
-    return entry[1]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -97,12 +97,15 @@ def test_revocation_lives_in_redis_for_the_token_s_remaining_life(api):
 
 def test_when_redis_does_not_answer_the_database_decides(api, monkeypatch):
     import redis
+    import redis.asyncio
 
     answer = _login(api)
     assert api.post("/api/v1/auth/logout", headers=auth(answer["access_token"])).status_code == 204
     broken = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2)
     monkeypatch.setattr(tokens, "redis_client", lambda: broken)
     monkeypatch.setattr(principal_cache, "redis_client", lambda: broken)
+    monkeypatch.setattr(principal_cache, "async_redis_client",
+                        lambda: redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
     assert api.get("/api/v1/me", headers=auth(answer["access_token"])).status_code == 401
     fresh = _login(api)
     assert api.get("/api/v1/me", headers=auth(fresh["access_token"])).status_code == 200

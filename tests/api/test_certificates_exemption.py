@@ -164,12 +164,7 @@ def test_citing_a_held_certificate_instead_of_a_file(client, engine, holder_with
 
 def test_the_case_view_shows_a_cited_certificate_checked_against_the_registry_now(client, engine,
                                                                                  holder_with_certificate):
-    """Needs services.cases.service.case_views to call
-    services.certificates.service.annotate_cited_materials (the patch in the issue-5 note)."""
-    from services.cases import service as cases
-
-    if "annotate_cited_materials" not in __import__("inspect").getsource(cases.case_views):
-        pytest.xfail("case_views does not annotate cited certificates yet (patch in the issue-5 note)")
+    """The clerk sees a citation checked against the registry at the moment they look."""
     token, id_number, certificate, citing, material_code = holder_with_certificate
     created = _apply(client, token, id_number, "程秀英", citing,
                      _cite(client, token, citing, material_code, certificate["id"]))

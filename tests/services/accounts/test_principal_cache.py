@@ -4,19 +4,25 @@ it does not answer, every request reads the account from the database."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 from sqlmodel import Session, select
 
 from services.accounts import principal_cache, tokens
-from services.accounts.principal_cache import principal_changed, resolve_principal
+from services.accounts.principal_cache import principal_changed
 from services.accounts.service import load_principal
 from services.db import get_engine
 from services.points.models import Staff
 
 REDIS_URL = os.environ.get("ONESTOP_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (ONESTOP_TEST_REDIS_URL)")
+
+
+def resolve_principal(session, **arguments):
+    """One request's resolution (each on a fresh event loop, as the test client's are)."""
+    return asyncio.run(principal_cache.resolve_principal(session, **arguments))
 
 
 class CountingLoader:
@@ -100,7 +106,7 @@ def test_a_rolled_back_change_publishes_nothing(seeded):
 
 
 def test_without_redis_every_request_reads_the_account(seeded, monkeypatch):
-    monkeypatch.setattr(principal_cache, "redis_client", lambda: None)
+    monkeypatch.setattr(principal_cache, "async_redis_client", lambda: None)
     clerk = _a_clerk(seeded)
     claims, load = _claims(f"staff:{clerk.id}"), CountingLoader()
     with Session(get_engine()) as session:
@@ -118,3 +124,48 @@ def test_a_revoked_token_is_refused_whatever_is_cached(seeded):
         session.commit()
     with Session(get_engine()) as session, pytest.raises(tokens.InvalidToken):
         resolve_principal(session, claims=claims, load=load_principal)
+
+
+class _Hanging:
+    """A Redis that accepts the connection and never answers."""
+
+    def pipeline(self, **_options):
+        return self
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *_exc):
+        return False
+
+    def exists(self, *_keys):
+        return self
+
+    def get(self, *_keys):
+        return self
+
+    async def execute(self):
+        await asyncio.sleep(30)
+
+
+class _Refusing(_Hanging):
+    async def execute(self):
+        raise ConnectionError("connection refused")
+
+
+@pytest.mark.parametrize("redis_double", [_Hanging, _Refusing])
+def test_a_hanging_or_refusing_redis_falls_back_to_the_database(seeded, monkeypatch, redis_double):
+    import time
+
+    monkeypatch.setattr(principal_cache, "async_redis_client", redis_double)
+    monkeypatch.setattr(principal_cache, "ASYNC_TIMEOUT_SECONDS", 0.2)
+    clerk = _a_clerk(seeded)
+    claims, load = _claims(f"staff:{clerk.id}"), CountingLoader()
+    started = time.monotonic()
+    with Session(get_engine()) as session:
+        assert resolve_principal(session, claims=claims, load=load).account_id == clerk.id
+        tokens.revoke_access_token(session, claims=claims)
+        session.commit()
+    with Session(get_engine()) as session, pytest.raises(tokens.InvalidToken):  # the database's denylist
+        resolve_principal(session, claims=claims, load=load)
+    assert load.calls == 1 and time.monotonic() - started < 5
