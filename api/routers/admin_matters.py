@@ -7,10 +7,11 @@ from sqlmodel import Session
 
 from api.deps import get_session, require_admin
 from api.errors import errors
+from api.routing import CommitInWorkerRoute
 from services.accounts.principal import Principal
 from services.matters import service as matters
 
-router = APIRouter(prefix="/admin/matters", tags=["admin"])
+router = APIRouter(prefix="/admin/matters", tags=["admin"], route_class=CommitInWorkerRoute)
 
 MatterCode = Path(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$", examples=["residence-certificate"])
 

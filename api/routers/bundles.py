@@ -13,10 +13,11 @@ from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
 from api.routers.cases import MaterialRef, OrganizationApplicant, PersonApplicant
+from api.routing import CommitInWorkerRoute
 from services.accounts.principal import Principal
 from services.bundles import service
 
-router = APIRouter(tags=["bundles (一件事)"])
+router = APIRouter(tags=["bundles (一件事)"], route_class=CommitInWorkerRoute)
 
 
 class SubmitBundle(BaseModel):

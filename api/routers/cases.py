@@ -10,10 +10,11 @@ from sqlmodel import Session
 from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
+from api.routing import CommitInWorkerRoute
 from services.accounts.principal import Principal
 from services.cases import service
 
-router = APIRouter(tags=["cases"])
+router = APIRouter(tags=["cases"], route_class=CommitInWorkerRoute)
 
 
 class _Body(BaseModel):

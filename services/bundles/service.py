@@ -19,7 +19,7 @@ from services.cases.models import Case, IdempotencyRecord
 from services.db import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.matters.service import MatterNotFound, UnknownMatter
-from services.sequences.repository import next_value
+from services.sequences.repository import take_value
 from services.subjects.repository import get_or_create_subject
 
 STATE_LABELS = {"in_progress": "办理中", "completed": "已全部办结", "failed": "未能全部办成", "withdrawn": "已撤回"}
@@ -132,7 +132,7 @@ def submit_bundle(session: Session, *, principal: Principal, code: str, body: di
     subject = get_or_create_subject(session, number=number, name=applicant["name"].strip())
     now = utcnow()
     county, today = body["region_code"][:6], cases.today_in_china()
-    sequence = next_value(session, name=f"bundle:{county}:{today:%Y%m%d}")
+    sequence = take_value(session, name=f"bundle:{county}:{today:%Y%m%d}")
     parent = BundleCase(id=str(uuid.uuid4()), number=f"YJS{county}{today:%Y%m%d}{sequence:06d}", bundle_code=code,
                         bundle_version=definition.version, state="in_progress", subject_id=subject.id,
                         subject_hash=subject.number_hash, applicant_name=subject.name, region_code=body["region_code"],

@@ -32,7 +32,7 @@ from services.points.models import ServicePoint, Staff
 from services.points.repository import clerk_loads
 from services.regions.repository import subtree_prefix
 from services.routing.service import route
-from services.sequences.repository import next_value
+from services.sequences.repository import take_value
 from services.sla import clock
 from services.sla.calendar import CHINA, get_calendar
 from services.sla.calendar import today_in_china as _today_in_china
@@ -223,7 +223,7 @@ def create_case(session: Session, *, principal: Principal, matter: Matter, subje
     now = utcnow()
     county = region_code[:6]
     today = today_in_china()
-    sequence = next_value(session, name=f"case:{county}:{today:%Y%m%d}")
+    sequence = take_value(session, name=f"case:{county}:{today:%Y%m%d}")
     case = Case(
         id=str(uuid.uuid4()), number=f"{county}{today:%Y%m%d}{sequence:06d}",
         matter_code=definition.code, matter_version=definition.version, state=matter.lifecycle.initial,

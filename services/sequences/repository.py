@@ -1,17 +1,55 @@
 """Gap-tolerant counters that are safe under concurrent transactions on both databases."""
 
+import threading
+
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
+
+_UPSERT = text("INSERT INTO counters (name, value) VALUES (:name, 1) "
+               "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
+
+# Counters taken outside the caller's transaction use a small pool of their own: a request that
+# holds its main connection and waits for a counter connection can then never wait on another
+# request doing the same (each counter connection is held for one statement only).
+COUNTER_POOL_SIZE = 4
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
 
 
 def next_value(session: Session, *, name: str) -> int:
-    """Increment and return the counter `name` (created at 1). The row lock taken by the
-    upsert serialises concurrent callers until their transactions end."""
-    row = session.execute(
-        text(
-            "INSERT INTO counters (name, value) VALUES (:name, 1) "
-            "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value"
-        ),
-        {"name": name},
-    ).one()
-    return int(row[0])
+    """Increment and return the counter `name` (created at 1) in the caller's transaction. The
+    row lock taken by the upsert serialises concurrent callers until their transactions end."""
+    return int(session.execute(_UPSERT, {"name": name}).one()[0])
+
+
+def take_value(session: Session, *, name: str) -> int:
+    """Increment and return the counter `name` in a transaction of its own, committed at once.
+
+    For numbers many requests take at the same time (a county's case numbers of the day): under
+    `next_value` every submission of the county would wait for the one before it to commit. A
+    number taken by a request that then fails is skipped, a gap, as with any database sequence.
+    SQLite serialises its writers on the whole database anyway (and a second connection would
+    wait for the caller's own write lock), so there the number comes from the caller's transaction."""
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        return next_value(session, name=name)
+    with _counter_engine(bind.engine).connect() as connection:
+        value = int(connection.execute(_UPSERT, {"name": name}).one()[0])
+        connection.commit()
+    return value
+
+
+def _counter_engine(bind: Engine) -> Engine:
+    key = bind.url.render_as_string(hide_password=False)
+    engine = _engines.get(key)
+    if engine is None:
+        from sqlalchemy import create_engine
+
+        with _engines_lock:
+            engine = _engines.get(key)
+            if engine is None:
+                engine = create_engine(bind.url, pool_size=COUNTER_POOL_SIZE, max_overflow=0, pool_pre_ping=True,
+                                       pool_timeout=10)
+                _engines[key] = engine
+    return engine

@@ -129,27 +129,12 @@ def test_a_revoked_token_is_refused_whatever_is_cached(seeded):
 class _Hanging:
     """A Redis that accepts the connection and never answers."""
 
-    def pipeline(self, **_options):
-        return self
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *_exc):
-        return False
-
-    def exists(self, *_keys):
-        return self
-
-    def get(self, *_keys):
-        return self
-
-    async def execute(self):
+    async def mget(self, *_keys):
         await asyncio.sleep(30)
 
 
 class _Refusing(_Hanging):
-    async def execute(self):
+    async def mget(self, *_keys):
         raise ConnectionError("connection refused")
 
 
