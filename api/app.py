@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -50,6 +51,11 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
                                               "poll_seconds": settings.worker_poll_seconds})
             thread.start()
             log.info("worker started inside the server process")
+        # What start-up loaded (modules, routes, settings) lives as long as the process: frozen,
+        # the garbage collector's full collections, which stall every request in flight, stop
+        # walking it again and again.
+        gc.collect()
+        gc.freeze()
         yield
         stop.set()
         if thread is not None:
