@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
-
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
@@ -23,9 +22,10 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 async def _transaction() -> AsyncIterator[Session]:
-    # Async, so that opening the session (no I/O until first used) and a request that never
-    # touched the database cost no hop to a worker thread; the commit or rollback, which talk to
-    # the database, run in one. A sync generator here would cost two hops on every request.
+    # Async, so that opening the session (no I/O until first used) costs no hop to a worker
+    # thread. A sync route commits in its own worker thread (api.routing.CommitInWorkerRoute);
+    # whatever is still open here — an error to roll back, an async route's work — is finished
+    # in one. A sync generator here would cost two hops on every request.
     session = Session(get_engine(), expire_on_commit=False)
     try:
         yield session

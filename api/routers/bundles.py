@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
+from api.responses import PlainJSONResponse
 from api.routers.cases import MaterialRef, OrganizationApplicant, PersonApplicant
 from api.routing import CommitInWorkerRoute
 from services.accounts.principal import Principal
@@ -54,14 +54,14 @@ def apply(code: str, body: SubmitBundle, principal: Principal = Depends(current_
           idempotency_key: str | None = Header(default=None, max_length=200, alias="Idempotency-Key")) -> dict[str, Any]:
     parent, _replayed = service.submit_bundle(session, principal=principal, code=code,
                                               body=body.model_dump(mode="json"), idempotency_key=idempotency_key)
-    return JSONResponse(service.bundle_case_view(session, parent, principal=principal),
+    return PlainJSONResponse(service.bundle_case_view(session, parent, principal=principal),
                         status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/bundle-cases", summary="The caller's bundle applications", responses=errors(401))
 def my_bundle_cases(principal: Principal = Depends(current_principal),
                     session: Session = Depends(get_session)) -> dict[str, Any]:
-    return JSONResponse(service.list_bundle_cases(session, principal=principal))
+    return PlainJSONResponse(service.list_bundle_cases(session, principal=principal))
 
 
 @router.get("/bundle-cases/{bundle_case_id}", summary="A bundle application with its child cases",
@@ -69,4 +69,4 @@ def my_bundle_cases(principal: Principal = Depends(current_principal),
 def get_bundle_case(bundle_case_id: str, principal: Principal = Depends(current_principal),
                     session: Session = Depends(get_session)) -> dict[str, Any]:
     parent = service.get_bundle_case(session, principal=principal, bundle_case_id=bundle_case_id)
-    return JSONResponse(service.bundle_case_view(session, parent, principal=principal))
+    return PlainJSONResponse(service.bundle_case_view(session, parent, principal=principal))

@@ -3,13 +3,13 @@
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
+from api.responses import PlainJSONResponse
 from api.routing import CommitInWorkerRoute
 from services.accounts.principal import Principal
 from services.cases import service
@@ -74,10 +74,10 @@ class CaseAction(_Body):
         {"to_point_id": 2, "to_staff_id": 7}, {"materials": [{"code": "id-card", "file_id": "…"}]}])
 
 
-def _json(content: Any, status_code: int = 200) -> JSONResponse:
+def _json(content: Any, status_code: int = 200) -> PlainJSONResponse:
     """The answer as it is: the service already built plain JSON values, so FastAPI's
     re-validation and re-encoding of a large dict is skipped."""
-    return JSONResponse(content, status_code=status_code)
+    return PlainJSONResponse(content, status_code=status_code)
 
 
 @router.post("/cases", status_code=status.HTTP_201_CREATED, summary="Submit an application",
