@@ -13,6 +13,7 @@ from api.routing import CommitInWorkerRoute
 from services.accounts import service
 from services.accounts.principal import Principal
 from services.accounts.tokens import AccessClaims
+from services.subjects.identity_numbers import SAMPLE_ID_NUMBER
 from services.wechat.client import WeChatClient
 
 router = APIRouter(tags=["sign-in"], route_class=CommitInWorkerRoute)
@@ -39,7 +40,7 @@ class RefreshRequest(_Body):
 class RealNameStart(_Body):
     name: str = Field(min_length=1, max_length=50, examples=["张三"])
     id_number: str = Field(min_length=1, max_length=32, description="公民身份号码 (18 位；示例取自 GB 11643-1999 标准文本)",
-                           examples=["11010519491231002X"])
+                           examples=[SAMPLE_ID_NUMBER])
 
 
 class RealNameFinish(_Body):

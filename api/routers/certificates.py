@@ -19,6 +19,7 @@ from services.certificates import checklog, pki, public as public_checks, servic
 from services.certificates.settings import get_certificate_settings
 from services.certificates.types import load_certificate_types
 from services.certificates.verification import read_limited, verify_pdf
+from services.subjects.identity_numbers import SAMPLE_ID_NUMBER
 
 router = APIRouter(tags=["certificates"], route_class=CommitInWorkerRoute)
 public = APIRouter(tags=["public"], route_class=CommitInWorkerRoute)
@@ -41,7 +42,7 @@ class StatusChange(_Body):
 
 class CertificateSearch(_Body):
     holder_number: str = Field(min_length=1, max_length=32, description="the holder's citizen ID number or credit code",
-                               examples=["11010519491231002X"])
+                               examples=[SAMPLE_ID_NUMBER])
     type_code: str | None = Field(default=None, max_length=64, description="type code (21 characters) or type slug",
                                   examples=["residence-certificate"])
     case_id: str = Field(min_length=1, max_length=36)

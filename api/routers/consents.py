@@ -12,6 +12,7 @@ from api.limits import rate_limited
 from api.routing import CommitInWorkerRoute
 from services.accounts.principal import Principal
 from services.consents import service
+from services.subjects.identity_numbers import SAMPLE_ID_NUMBER
 
 router = APIRouter(tags=["consents"], route_class=CommitInWorkerRoute)
 ConsentId = Path(min_length=1, max_length=36, examples=["0d6f3c1a-7a3e-4b8e-9d0c-5a1f2e3b4c5d"])
@@ -27,7 +28,7 @@ class NewConsent(_Body):
 
 
 class PaperApplicant(_Body):
-    id_number: str = Field(min_length=1, max_length=32, examples=["11010519491231002X"])
+    id_number: str = Field(min_length=1, max_length=32, examples=[SAMPLE_ID_NUMBER])
     name: str = Field(min_length=1, max_length=50, examples=["张三"])
 
 

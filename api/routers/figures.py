@@ -122,14 +122,10 @@ class RegionRef(BaseModel):
     level: str
 
 
-class RegionFiguresView(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "region": {"code": "361130000000", "name": "婺源县", "level": "county"},
-        "from": "2026-01-01", "to": "2026-11-26", "matter_code": None, **_FRESHNESS, "figures": _EXAMPLE_FIGURES,
-        "children": [{"code": "361130102000", "name": "秋口镇", "level": "town", "active": True,
-                      "figures": _EXAMPLE_FIGURES}]}]})
+class _FiguresAnswer(BaseModel):
+    """What a region's and a point's figures both answer: the period and matter asked for, how
+    fresh the rollups are, and the figures themselves."""
 
-    region: RegionRef
     from_: str | None = Field(default=None, alias="from")  # "from" is a Python keyword
     to: str | None
     matter_code: str | None
@@ -139,8 +135,17 @@ class RegionFiguresView(BaseModel):
     today: str
     due_soon_days: int
     figures: FigureSet
-    children: list[ChildRegion]
 
+
+class RegionFiguresView(_FiguresAnswer):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "region": {"code": "361130000000", "name": "婺源县", "level": "county"},
+        "from": "2026-01-01", "to": "2026-11-26", "matter_code": None, **_FRESHNESS, "figures": _EXAMPLE_FIGURES,
+        "children": [{"code": "361130102000", "name": "秋口镇", "level": "town", "active": True,
+                      "figures": _EXAMPLE_FIGURES}]}]})
+
+    region: RegionRef
+    children: list[ChildRegion]
 
 
 class PointRef(BaseModel):
@@ -157,7 +162,7 @@ class ClerkFigures(BaseModel):
     figures: FigureSet
 
 
-class PointFiguresView(BaseModel):
+class PointFiguresView(_FiguresAnswer):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "service_point": {"id": 5, "name": "秋口镇便民服务中心", "level": "town", "region_code": "361130102000"},
         "from": None, "to": None, "matter_code": "residence-certificate", **_FRESHNESS, "figures": _EXAMPLE_FIGURES,
@@ -165,15 +170,6 @@ class PointFiguresView(BaseModel):
                    {"staff_id": None, "name": "（待认领）", "role": None, "figures": _EXAMPLE_FIGURES}]}]})
 
     service_point: PointRef
-    from_: str | None = Field(default=None, alias="from")  # "from" is a Python keyword
-    to: str | None
-    matter_code: str | None
-    as_of: str | None
-    refreshed_at: str | None
-    ready: bool
-    today: str
-    due_soon_days: int
-    figures: FigureSet
     clerks: list[ClerkFigures]
 
 

@@ -39,6 +39,11 @@ __all__ = [
 ]
 
 
+# The sample number printed in GB 11643-1999 itself (Beijing, 1949-12-31), not anyone's: the one
+# number the API documentation uses as an example.
+SAMPLE_ID_NUMBER = "11010519491231002X"
+
+
 class NumberType(StrEnum):
     CITIZEN_ID = "citizen_id"  # 18-digit 公民身份号码 (GB 11643), MOD 11-2 check
     HKMO_RESIDENCE_PERMIT = "hkmo_residence_permit"  # 港澳居民居住证: prefix 810000 / 820000
