@@ -65,13 +65,13 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # psycopg prepares a statement on its 5th use, and PostgreSQL then switches it to a generic
-    # plan after 5 more if that plan's *estimate* is no worse. For the clerk's work queue (three
-    # ordered, limited index scans keyed on a point and a clerk) the generic plan sorts the whole
-    # pool instead: 0.6 ms became 35-50 ms from the 11th request on (bench, 35,000 cases at one
-    # point). Planning every execution costs microseconds for these indexed lookups.
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                         connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
+    # psycopg prepares a statement on its 5th use, and after 5 more PostgreSQL keeps one generic
+    # plan for it (planned without parameter values) when that plan's estimate is no worse: the
+    # hot reads are then planned once, not on every request (planning the work-queue page cost
+    # 3 ms, six times its execution). A query whose plan
+    # depends on a value the planner must see — a partial index's predicate, a page size — writes
+    # that value into the SQL (services/cases/repository.py, services/points/repository.py).
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 @lru_cache

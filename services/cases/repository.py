@@ -194,10 +194,10 @@ def _page(shape: str, *, by_state: bool, by_matter: bool, by_flag: bool, unfinis
         if by_flag:
             query = query.where(Case.sla_flag == bindparam("sla_flag"))
         if unfinished:
-            query = query.where(Case.state.not_in(finished_states()))
+            query = query.where(_unfinished())
         if after_cursor:
             query = query.where(_after(sort))
-        return _ordered(query, sort).limit(limit)
+        return _ordered(query, sort).limit(_literal_limit(limit))
 
     if shape == "clerk":
         point = bindparam("v_point")
@@ -208,7 +208,22 @@ def _page(shape: str, *, by_state: bool, by_matter: bool, by_flag: bool, unfinis
         ids = union_all(*[select(branch.c.id) for branch in branches])
     else:
         ids = narrowed(_SHAPES[shape]())
-    return _ordered(case_rows_for_view().where(Case.id.in_(select(ids.subquery().c.id))), sort).limit(limit)
+    return _ordered(case_rows_for_view().where(Case.id.in_(select(ids.subquery().c.id))), sort).limit(
+        _literal_limit(limit))
+
+
+# The queue's states and page size are written into the SQL, not bound. PostgreSQL keeps a
+# prepared statement's generic plan, which sees no parameter values: with the states bound it
+# cannot prove that the partial index ix_cases_work_queue (WHERE state NOT IN …) applies, and with
+# the limit bound it cannot tell that a page is a few rows; either way it sorts the point's whole
+# pool. With both written out the generic plan is the three ordered index scans, planned once.
+@lru_cache(maxsize=1)
+def _unfinished():
+    return Case.state.not_in([literal_column(f"'{state}'") for state in finished_states()])
+
+
+def _literal_limit(limit: int):
+    return literal_column(str(int(limit)))
 
 
 def history(session: Session, *, case_id: str) -> list[CaseEvent]:
