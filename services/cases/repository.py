@@ -95,8 +95,12 @@ def _visibility(principal: Principal) -> tuple[str, dict[str, Any]]:
 
 
 @lru_cache(maxsize=None)
-def _one_case(shape: str, *, for_view: bool, lock: bool):
+def _one_case(shape: str, *, for_view: bool, lock: bool, with_head: bool = False):
     query = case_rows_for_view() if for_view else select(Case)
+    if with_head:  # the (seq, hash) of the newest event, read in the same statement
+        newest = select(CaseEvent).where(CaseEvent.case_id == Case.id).order_by(CaseEvent.seq.desc()).limit(1)
+        query = query.add_columns(newest.with_only_columns(CaseEvent.seq).scalar_subquery(),
+                                  newest.with_only_columns(CaseEvent.hash).scalar_subquery())
     query = query.where(Case.id == bindparam("case_id"), _SHAPES[shape]())
     return query.with_for_update() if lock else query
 
@@ -105,6 +109,19 @@ def get_visible_case(session: Session, *, case_id: str, principal: Principal, lo
     shape, parameters = _visibility(principal)
     return session.execute(_one_case(shape, for_view=False, lock=lock),
                            {"case_id": case_id, **parameters}).scalars().first()
+
+
+def get_visible_case_and_head(session: Session, *, case_id: str,
+                              principal: Principal) -> tuple[Case, tuple[int, str] | None] | None:
+    """The case and the (seq, hash) of its newest event, in one round trip. The head is current
+    as long as the case's version is: every append bumps the version (update_if_version)."""
+    shape, parameters = _visibility(principal)
+    row = session.execute(_one_case(shape, for_view=False, lock=False, with_head=True),
+                          {"case_id": case_id, **parameters}).first()
+    if row is None:
+        return None
+    case, seq, hash_ = row
+    return case, ((seq, hash_) if seq is not None else None)
 
 
 def get_visible_case_for_view(session: Session, *, case_id: str, principal: Principal) -> tuple[Any, Any] | None:

@@ -369,8 +369,10 @@ def _event_hash(prev_hash: str, event: CaseEvent) -> str:
 
 def _append_event(session: Session, *, case: Case, action: str, from_state: str | None, to_state: str,
                   principal: Principal | None, comment: str | None, payload: dict[str, Any],
-                  first: bool = False) -> CaseEvent:
-    previous = None if first else repository.last_event(session, case_id=case.id)
+                  first: bool = False, head: tuple[int, str] | None = None) -> CaseEvent:
+    """`head`: the (seq, hash) of the newest event when the caller read it with the case at the
+    version it has just moved on from (else it is read here)."""
+    previous = None if first else head or repository.last_event(session, case_id=case.id)
     event = CaseEvent(case_id=case.id, seq=(previous[0] + 1) if previous else 1, action=action,
                       from_state=from_state, to_state=to_state, actor=principal.key if principal else "system",
                       actor_name=principal.name if principal else "", comment=comment, payload=payload,
@@ -436,7 +438,10 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
         comment: str | None, payload: dict[str, Any] | None) -> Case:
     """Take one action on a case. Checks in the API's order: 404, 403, 422, 409 stale, 409 state;
     then the rules that depend on the case (guards, extension limits, assignment)."""
-    case = _load_case(session, principal=principal, case_id=case_id)
+    loaded = repository.get_visible_case_and_head(session, case_id=case_id, principal=principal)
+    if loaded is None:
+        raise CaseNotFound()
+    case, head = loaded
     matter = matter_of(session, case)
     actor = Actor(roles=_roles_for_case(principal, case))
     payload = dict(payload or {})
@@ -483,7 +488,7 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
     for name, value in {**values, "version": version + 1}.items():
         set_committed_value(case, name, value)
     event = _append_event(session, case=case, action=action, from_state=decision.from_state, to_state=to_state,
-                          principal=principal, comment=comment, payload=event_payload)
+                          principal=principal, comment=comment, payload=event_payload, head=head)
     for effect in decision.effects:
         enqueue(session, kind=effect, payload={"case_id": case.id}, dedupe_key=f"{effect}:{case.id}")
     notify_case_action(session, case_id=case.id, action=action, to_state=to_state, seq=event.seq)

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from services.db import utcnow
@@ -39,16 +41,21 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
 def enqueue(session: Session, *, kind: str, payload: dict[str, Any], dedupe_key: str | None = None,
             run_after: datetime | None = None) -> None:
     """Add a job in the caller's transaction (to run now, or not before `run_after`). A job with
-    the same dedupe_key is added once."""
-    if dedupe_key is not None:
-        exists = session.exec(select(OutboxJob.id).where(OutboxJob.dedupe_key == dedupe_key)).first()
-        if exists is not None:
-            return
+    the same dedupe_key is added once: one INSERT … ON CONFLICT DO NOTHING, which also holds when
+    two transactions add the same key at once (the second waits for the first, then adds nothing)."""
     job = OutboxJob(kind=kind, payload=payload, dedupe_key=dedupe_key)
     if run_after is not None:
         job.run_after = run_after
-    session.add(job)
+    if dedupe_key is None:
+        session.add(job)
+    else:
+        insert = _dialect_insert(session)(OutboxJob).values(job.model_dump(exclude={"id"}))
+        session.execute(insert.on_conflict_do_nothing(index_elements=[OutboxJob.dedupe_key]))
     _wakeup.set()
+
+
+def _dialect_insert(session: Session):
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def worker_id() -> str:

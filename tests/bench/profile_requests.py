@@ -15,6 +15,7 @@ database, as the HTTP benchmark's does.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import pstats
 import statistics
@@ -49,7 +50,7 @@ def _request(engine, token: str, work: Callable) -> None:
 
     with Session(engine, expire_on_commit=False) as session:
         claims = tokens.decode_access_token(token)
-        principal = current_principal(claims, session)
+        principal = asyncio.run(current_principal(claims, session))  # an async dependency since session 3
         work(session, principal)
         session.commit()
 

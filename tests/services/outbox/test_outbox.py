@@ -47,6 +47,33 @@ def test_each_job_runs_once_with_several_workers_racing(engine):
     assert sorted(ran) == list(range(30))
 
 
+def test_two_transactions_adding_the_same_job_at_once_add_it_once_without_error(engine):
+    """The second waits for the first (a row lock on PostgreSQL, the write lock on SQLite), then
+    adds nothing; neither fails."""
+    kind = _kind()
+    outcomes: list[str] = []
+    first = Session(engine)
+    outbox.enqueue(first, kind=kind, payload={"by": "first"}, dedupe_key=f"{kind}:once")
+
+    def second() -> None:
+        with Session(engine) as session:
+            outbox.enqueue(session, kind=kind, payload={"by": "second"}, dedupe_key=f"{kind}:once")
+            session.commit()
+            outcomes.append("second committed")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=0.5)
+    assert thread.is_alive()  # waiting for the first transaction
+    first.commit()
+    first.close()
+    thread.join(timeout=10)
+    assert outcomes == ["second committed"]
+    with Session(engine) as session:
+        jobs = session.exec(select(OutboxJob).where(OutboxJob.kind == kind)).all()
+    assert [job.payload for job in jobs] == [{"by": "first"}]
+
+
 def test_a_failing_job_is_kept_and_retried_later(engine):
     kind = _kind()
     attempts = []
