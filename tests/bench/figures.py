@@ -48,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.bench.seed import DEFAULT_VAR_DIR, configure_environment, log, reset_database, seed
+from tests.bench.seed import default_var_dir, configure_environment, log, reset_database, seed
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -375,9 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=60, help="timed calls per region and shape (≥ 50)")
     parser.add_argument("--baseline-calls", type=int, default=20, help="timed calls of each live baseline")
     parser.add_argument("--skip-http", action="store_true")
-    parser.add_argument("--var-dir", type=Path, default=DEFAULT_VAR_DIR)
+    parser.add_argument("--var-dir", type=Path, default=None)
     parser.add_argument("--label", default="")
     args = parser.parse_args(argv)
+    args.var_dir = args.var_dir or default_var_dir(args.database_url)
     if not args.database_url.startswith("postgresql"):
         parser.error("the figures benchmark needs PostgreSQL")
     if args.database_url.rsplit("/", 1)[-1] in REFUSED:

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bench.seed import DEFAULT_VAR_DIR, configure_environment
+from tests.bench.seed import default_var_dir, configure_environment
 
 SCENARIOS = ("submit", "transition", "get_case", "list_cases")
 
@@ -99,12 +99,13 @@ def _staff_token(engine, username: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--var-dir", type=Path, default=DEFAULT_VAR_DIR)
+    parser.add_argument("--var-dir", type=Path, default=None)
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--only", default=",".join(SCENARIOS))
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
+    args.var_dir = args.var_dir or default_var_dir(args.database_url)
     extra = {"ONESTOP_RATE_LIMITS": "off", **({"ONESTOP_REDIS_URL": args.redis_url} if args.redis_url else {})}
     configure_environment(args.database_url, args.var_dir, **extra)
 

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import platform
-import random
 import re
 import shutil
 import signal
@@ -34,7 +33,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from tests.bench.seed import DEFAULT_VAR_DIR, configure_environment, id_number, log as _seed_log
+from tests.bench.seed import default_var_dir, configure_environment, id_number, log as _seed_log
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent.parent
@@ -879,7 +878,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", default="5s", help="wrk's per-request timeout (timeouts count as errors)")
     parser.add_argument("--smoke", action="store_true", help="quick check of the harness: --cases 1000 "
                         "--duration 5 --warmup 2 unless given")
-    parser.add_argument("--var-dir", type=Path, default=DEFAULT_VAR_DIR,
+    parser.add_argument("--var-dir", type=Path, default=None,
                         help="ONESTOP_VAR_DIR shared by seeding, this process and the server (emptied first)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--reuse-database", action="store_true",
@@ -891,6 +890,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a results JSON of the 10k run, to judge the '1M vs 10k' targets")
     parser.add_argument("--label", default=None, help="added to the result file name")
     args = parser.parse_args(argv)
+    args.var_dir = args.var_dir or default_var_dir(args.database_url)
     if args.smoke:
         explicit = set(argv if argv is not None else sys.argv[1:])
         if "--cases" not in explicit:

@@ -53,7 +53,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-DEFAULT_VAR_DIR = Path("/tmp/onestop-bench-var")
+VAR_DIR_ROOT = Path("/tmp/onestop-bench-var")
+
+
+def default_var_dir(database_url: str) -> Path:
+    """One ONESTOP_VAR_DIR per benchmark database: the keys in it encrypt and hash that database's
+    ID numbers, so two databases must never share one (a run that empties it for a fresh seed would
+    leave the other database's data unreadable)."""
+    from sqlalchemy.engine import make_url
+
+    return VAR_DIR_ROOT / (make_url(database_url).database or "default")
 MATTER_CODE = "residence-certificate"
 DEMO_COUNTY = "361130000000"
 CHINA = timezone(timedelta(hours=8))
@@ -89,12 +98,12 @@ def log(message: str) -> None:
 
 # ----------------------------------------------------------------------------- environment
 
-def configure_environment(database_url: str, var_dir: Path | str = DEFAULT_VAR_DIR, **extra: str) -> None:
+def configure_environment(database_url: str, var_dir: Path | str | None = None, **extra: str) -> None:
     """Point onestop's settings at this database and var dir. Must run before project modules
     read their settings; refuses to continue if they already read different ones."""
     values = {
         "ONESTOP_DATABASE_URL": database_url,
-        "ONESTOP_VAR_DIR": str(Path(var_dir).resolve()),
+        "ONESTOP_VAR_DIR": str(Path(var_dir or default_var_dir(database_url)).resolve()),
         "ONESTOP_DEMO": "true",
         "ONESTOP_RUN_WORKER_IN_SERVER": "false",
         "ONESTOP_LOG_LEVEL": "WARNING",
@@ -729,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.seed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--cases", type=int, required=True)
-    parser.add_argument("--var-dir", type=Path, default=DEFAULT_VAR_DIR,
+    parser.add_argument("--var-dir", type=Path, default=None,
                         help="ONESTOP_VAR_DIR (keys, demo passwords); the server must use the same one")
     parser.add_argument("--events-per-case", type=float, default=None,
                         help=f"target mean history length (default: the natural mix, {LARGE_RUN_EVENTS:g} "
@@ -737,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reset", action="store_true", help="drop and recreate the schema first")
     parser.add_argument("--seed", type=int, default=20261126, help="random seed (the data is reproducible)")
     args = parser.parse_args(argv)
+    args.var_dir = args.var_dir or default_var_dir(args.database_url)
     configure_environment(args.database_url, args.var_dir)
     if args.reset:
         reset_database(args.database_url)

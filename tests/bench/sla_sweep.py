@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.bench.seed import DEFAULT_VAR_DIR, configure_environment, log, reset_database, seed
+from tests.bench.seed import default_var_dir, configure_environment, log, reset_database, seed
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REFUSED = {"postgres", "test", "onestop", "onestop_dev", "onestop_ci", "onestop_test"}
@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--open-cases", type=int, default=1_000_000)
     parser.add_argument("--seed-cases", type=int, default=5_000, help="real cases seeded first (templates)")
-    parser.add_argument("--var-dir", type=Path, default=DEFAULT_VAR_DIR)
+    parser.add_argument("--var-dir", type=Path, default=None)
     parser.add_argument("--reuse-database", action="store_true", help="skip reset and seeding")
     args = parser.parse_args(argv)
+    args.var_dir = args.var_dir or default_var_dir(args.database_url)
     if not args.database_url.startswith("postgresql"):
         parser.error("the sweep benchmark needs PostgreSQL (generate_series, gen_random_uuid)")
     if args.database_url.rsplit("/", 1)[-1] in REFUSED:
