@@ -68,9 +68,9 @@ def make_engine(url: str) -> Engine:
     # psycopg prepares a statement on its 5th use, and after 5 more PostgreSQL keeps one generic
     # plan for it (planned without parameter values) when that plan's estimate is no worse: the
     # hot reads are then planned once, not on every request (planning the work-queue page cost
-    # 3 ms, six times its execution). A query whose plan
-    # depends on a value the planner must see — a partial index's predicate, a page size — writes
-    # that value into the SQL (services/cases/repository.py, services/points/repository.py).
+    # 3 ms, six times its execution). A query whose plan depends on a value the planner must see
+    # — a partial index's predicate, a page size — writes that value into the SQL
+    # (services/cases/repository.py, services/points/repository.py).
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
