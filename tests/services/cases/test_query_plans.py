@@ -40,6 +40,8 @@ def test_the_work_queue_uses_its_index_under_a_generic_plan(engine, seeded, afte
               "after_at": "'2026-01-05 08:00:00+00'::timestamptz", "after_id": "'00000000'"}
     with engine.connect() as connection, connection.begin():
         plan = _generic_plan(connection, statement, values)
-    # the assigned and the pool branches are each an ordered scan of the partial index, not a sort
-    assert plan.count(WORK_QUEUE_INDEX) >= 2, plan
+    # the clerk's own assignments: an ordered scan of the partial index. (The pool branch,
+    # `assignee_id IS NULL`, sorts the point's unassigned open cases under any plan: PostgreSQL
+    # does not treat IS NULL as an equality that would let it keep the index's order.)
+    assert WORK_QUEUE_INDEX in plan, plan
     assert "handling_point_id = $" in plan, plan  # a generic plan indeed: parameters, not their values
