@@ -1,8 +1,8 @@
 """PostgreSQL keeps a generic plan for a statement it has prepared (psycopg prepares on the 5th
-use), planned without the parameters' values. The clerk's work queue must stay three ordered index
-scans of the partial index ix_cases_work_queue under such a plan; with its states or page size
-bound as parameters the planner cannot prove the index applies and sorts the point's whole pool on
-every page instead. PostgreSQL only: SQLite has no plan cache."""
+use), planned without the parameters' values. The clerk's work queue must still walk the partial
+index ix_cases_work_queue in order under such a plan; with its states or page size bound as
+parameters the planner cannot prove the index applies and sorts all the clerk's cases at the point
+on every page instead. PostgreSQL only: SQLite has no plan cache."""
 
 from __future__ import annotations
 
