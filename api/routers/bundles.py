@@ -55,7 +55,7 @@ def apply(code: str, body: SubmitBundle, principal: Principal = Depends(current_
     parent, _replayed = service.submit_bundle(session, principal=principal, code=code,
                                               body=body.model_dump(mode="json"), idempotency_key=idempotency_key)
     return PlainJSONResponse(service.bundle_case_view(session, parent, principal=principal),
-                        status_code=status.HTTP_201_CREATED)
+                             status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/bundle-cases", summary="The caller's bundle applications", responses=errors(401))

@@ -16,7 +16,7 @@ from services.figures.service import reconcile, refresh
 from services.figures.settings import get_figures_settings
 from services.outbox.models import OutboxJob
 from services.outbox.service import handler
-from services.sla.sweep import insert_ignoring_conflicts
+from services.db import insert_ignoring_conflicts
 
 log = logging.getLogger("onestop.figures")
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)

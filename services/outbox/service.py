@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from services.db import utcnow
+from services.db import insert_ignoring_conflicts, utcnow
 from services.outbox.models import OutboxJob
 
 log = logging.getLogger("onestop.outbox")
@@ -49,13 +47,9 @@ def enqueue(session: Session, *, kind: str, payload: dict[str, Any], dedupe_key:
     if dedupe_key is None:
         session.add(job)
     else:
-        insert = _dialect_insert(session)(OutboxJob).values(job.model_dump(exclude={"id"}))
-        session.execute(insert.on_conflict_do_nothing(index_elements=[OutboxJob.dedupe_key]))
+        session.execute(insert_ignoring_conflicts(session, OutboxJob.__table__, index_elements=["dedupe_key"]),
+                        job.model_dump(exclude={"id"}))
     _wakeup.set()
-
-
-def _dialect_insert(session: Session):
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def worker_id() -> str:

@@ -20,11 +20,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from services.cases.models import Case, CaseEscalation
-from services.db import utcnow
+from services.db import insert_ignoring_conflicts, utcnow
 from services.notifications.service import JOB_KIND as NOTICE_JOB
 from services.outbox.models import OutboxJob
 from services.points.models import ServicePoint, Staff
@@ -50,12 +49,6 @@ class SweepReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def insert_ignoring_conflicts(session: Session, table, *, index_elements: list[str]):
-    """INSERT … ON CONFLICT (index_elements) DO NOTHING for this session's database."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 class EscalationTargets:

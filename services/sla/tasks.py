@@ -14,7 +14,8 @@ from services.db import utcnow
 from services.outbox.models import OutboxJob
 from services.outbox.service import handler
 from services.sla.settings import get_sla_settings
-from services.sla.sweep import insert_ignoring_conflicts, run_sweep
+from services.db import insert_ignoring_conflicts
+from services.sla.sweep import run_sweep
 
 log = logging.getLogger("onestop.sla")
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
