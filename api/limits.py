@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import get_claims
 from services.accounts.tokens import AccessClaims
-from services.ratelimit import enforce
+from services.ratelimit import enforce_async
 
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 100
@@ -55,16 +55,16 @@ def rate_limited(name: str, *, key: str = "address") -> Callable[..., None]:
     """A dependency enforcing the named limit (services.ratelimit.settings) per client address
     (`key="address"`) or per signed-in account (`key="principal"`)."""
     if key == "principal":
-        def per_principal(claims: AccessClaims = Depends(get_claims)) -> None:
-            enforce(name, "principal:" + claims.principal)
+        async def per_principal(claims: AccessClaims = Depends(get_claims)) -> None:
+            await enforce_async(name, "principal:" + claims.principal)
 
         per_principal.__name__ = f"rate_limit_{name.replace('-', '_')}"
         return per_principal
     if key != "address":
         raise ValueError("key must be 'address' or 'principal'")
 
-    def per_address(request: Request) -> None:
-        enforce(name, "address:" + client_address(request))
+    async def per_address(request: Request) -> None:
+        await enforce_async(name, "address:" + client_address(request))
 
     per_address.__name__ = f"rate_limit_{name.replace('-', '_')}"
     return per_address

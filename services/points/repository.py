@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, literal_column, or_
+from functools import lru_cache
+
+from sqlalchemy import bindparam, func, literal_column, or_
 from sqlmodel import Session, select
 
 from services.cases.models import Case
@@ -36,18 +38,29 @@ def clerk_loads(session: Session, *, service_point_id: int, category: str | None
     One query: the point's clerks (a handful of rows) with a correlated count per clerk, which is
     an index-only scan of that clerk's open cases in a partial index that holds open cases only;
     nothing scans the point's whole caseload."""
+    parameters = {"point_id": service_point_id}
+    if exclude_staff_id is not None:
+        parameters["exclude_staff_id"] = exclude_staff_id
+    rows = session.exec(_clerk_loads_statement(exclude_staff_id is not None), params=parameters).all()
+    qualified = [(staff, int(count)) for staff, window, count in rows if window is None or window.handles(category)]
+    return sorted(qualified, key=lambda item: (item[1], item[0].id))
+
+
+@lru_cache(maxsize=None)
+def _clerk_loads_statement(excluding_one: bool):
+    # Built once and executed with parameters: every submission routes, and building this
+    # statement cost four times its round trip.
+    point_id = bindparam("point_id")
     load = (select(func.count()).select_from(Case)
-            .where(Case.assignee_id == Staff.id, Case.handling_point_id == service_point_id, _OPEN)
+            .where(Case.assignee_id == Staff.id, Case.handling_point_id == point_id, _OPEN)
             .correlate(Staff).scalar_subquery())
     query = (select(Staff, ServiceWindow, load.label("load"))
              .outerjoin(ServiceWindow, ServiceWindow.id == Staff.window_id)
-             .where(Staff.service_point_id == service_point_id, Staff.role == "clerk", Staff.active.is_(True),
+             .where(Staff.service_point_id == point_id, Staff.role == "clerk", Staff.active.is_(True),
                     Staff.status == "on_duty", or_(Staff.window_id.is_(None), ServiceWindow.active.is_(True))))
-    if exclude_staff_id is not None:
-        query = query.where(Staff.id != exclude_staff_id)
-    rows = session.exec(query).all()
-    qualified = [(staff, int(count)) for staff, window, count in rows if window is None or window.handles(category)]
-    return sorted(qualified, key=lambda item: (item[1], item[0].id))
+    if excluding_one:
+        query = query.where(Staff.id != bindparam("exclude_staff_id"))
+    return query
 
 
 def get_point(session: Session, *, point_id: int) -> ServicePoint | None:

@@ -967,6 +967,13 @@ def main(argv: list[str] | None = None) -> int:
                "ONESTOP_RUN_WORKER_IN_SERVER": "false", "ONESTOP_DEMO": "true", "ONESTOP_RATE_LIMITS": "off",
                "ONESTOP_REDIS_URL": args.redis_url, "PYTHONUNBUFFERED": "1"}
         os.environ["ONESTOP_WECHAT_BASE_URL"] = fake_url
+        # the harness runs outbox jobs itself (the real certificate): its settings and WeChat
+        # client were built during seeding, before the fake existed
+        from services.config import get_settings
+        from services.wechat.client import get_wechat_client
+
+        get_settings.cache_clear()
+        get_wechat_client.cache_clear()
 
         before = run_baseline(processes, label="before", load=load, env=env, logs=logs, database_url=args.database_url)
         project = run_project(processes, load=load, env=env, logs=logs, data_dir=data_dir,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -9,8 +10,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.config import get_settings
-from services.ratelimit import (InProcessBackend, Rate, RateLimited, RateLimiter, enforce, get_limiter, parse_rate,
-                                reset_limiter)
+from services.ratelimit import (InProcessBackend, Rate, RateLimited, RateLimiter, enforce, enforce_async, get_limiter,
+                                parse_rate, reset_limiter)
 from services.ratelimit.keys import identity_hash, limit_key
 from services.ratelimit.settings import get_rate_limit_settings
 
@@ -124,3 +125,47 @@ def test_redis_backend_shares_the_count_between_limiters(limits_on):
     first.reset("staff-login", identity)
     assert second.hit("staff-login", identity, rate).allowed
     assert get_limiter().shared  # the process limiter uses the configured Redis
+
+
+def test_the_async_enforce_counts_like_the_sync_one(monkeypatch, limits_on):
+    """What the API's dependencies call: the same limit, the same count (in Redis when configured,
+    else in this process), whichever of the two counted a request."""
+    monkeypatch.setattr(get_rate_limit_settings(), "submit", "3/minute")
+    identity = f"principal:test-{uuid.uuid4().hex}"
+
+    async def twice() -> None:
+        await enforce_async("submit", identity)
+        await enforce_async("submit", identity)
+
+    asyncio.run(twice())
+    enforce("submit", identity)
+    with pytest.raises(RateLimited) as raised:
+        asyncio.run(enforce_async("submit", identity))
+    assert raised.value.retry_after >= 1 and raised.value.detail["limit"] == "submit"
+    monkeypatch.setattr(get_settings(), "rate_limits", "off")
+    asyncio.run(enforce_async("submit", identity))
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (ONESTOP_TEST_REDIS_URL)")
+def test_the_async_enforce_falls_back_to_this_process_when_redis_is_away(monkeypatch, limits_on, caplog):
+    import redis.asyncio as aioredis
+
+    from services.ratelimit import limiter
+
+    monkeypatch.setattr(get_rate_limit_settings(), "submit", "2/minute")
+    monkeypatch.setattr(limiter, "async_redis_client",
+                        lambda: aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5))
+    identity = f"principal:test-{uuid.uuid4().hex}"
+
+    async def three() -> list[bool]:
+        outcomes = []
+        for _ in range(3):
+            try:
+                await enforce_async("submit", identity)
+                outcomes.append(True)
+            except RateLimited:
+                outcomes.append(False)
+        return outcomes
+
+    assert asyncio.run(three()) == [True, True, False]
+    assert "Redis unavailable" in caplog.text
