@@ -87,9 +87,10 @@ def submit_case(body: SubmitCase, principal: Principal = Depends(current_princip
                 session: Session = Depends(get_session),
                 idempotency_key: str | None = Header(default=None, max_length=200, alias="Idempotency-Key"),
                 ) -> dict[str, Any]:
-    case, _replayed = service.submit_case(session, principal=principal, body=body.model_dump(mode="json"),
-                                          idempotency_key=idempotency_key)
-    return _json(service.case_view(session, case, principal=principal), status.HTTP_201_CREATED)
+    submitted = service.submit_case(session, principal=principal, body=body.model_dump(mode="json"),
+                                    idempotency_key=idempotency_key)
+    return _json(service.case_view(session, submitted.case, principal=principal, details=submitted.details),
+                 status.HTTP_201_CREATED)
 
 
 @router.get("/cases", summary="The caller's cases (own, assisted, queue or region)",

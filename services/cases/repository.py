@@ -47,9 +47,12 @@ def _with_view_columns(query):
             .outerjoin(_receiving, _receiving.id == Case.receiving_point_id))
 
 
+_IDEMPOTENCY_RECORD = select(IdempotencyRecord).where(IdempotencyRecord.principal == bindparam("principal"),
+                                                      IdempotencyRecord.key == bindparam("key"))
+
+
 def find_idempotency_record(session: Session, *, principal: str, key: str) -> IdempotencyRecord | None:
-    return session.execute(select(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
-                                                        IdempotencyRecord.key == key)).scalars().first()
+    return session.execute(_IDEMPOTENCY_RECORD, {"principal": principal, "key": key}).scalars().first()
 
 
 def visibility_filter(principal: Principal):

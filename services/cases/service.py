@@ -8,7 +8,7 @@ import uuid
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +31,7 @@ from services.pagination import decode_cursor, encode_cursor
 from services.points.models import ServicePoint, Staff
 from services.points.repository import clerk_loads
 from services.regions.repository import subtree_prefix
-from services.routing.service import route
+from services.routing.service import RoutingDecision, route
 from services.sequences.repository import take_value
 from services.sla import clock
 from services.sla.calendar import CHINA, get_calendar
@@ -46,7 +46,7 @@ from workflows.catalogue import Matter
 from workflows.engine import (ActionNotAvailable, Actor, Decision, InvalidPreviousState, MissingNeeds, RoleNotAllowed,
                               UnknownAction, available_actions, decide)
 
-__all__ = ["CHINA", "GENESIS_HASH", "PAGE_SIZE", "calendar", "submit_case", "act", "available_actions_for",
+__all__ = ["CHINA", "GENESIS_HASH", "PAGE_SIZE", "Submitted", "calendar", "submit_case", "act", "available_actions_for",
            "case_view", "case_views", "get_case", "get_case_view", "list_cases", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
@@ -163,16 +163,22 @@ def _validate_form(schema: dict[str, Any], form: dict[str, Any], *, prefix: str 
 
 # ---------------------------------------------------------------- submit
 
+class Submitted(NamedTuple):
+    case: Case
+    replayed: bool  # an earlier submission with the same Idempotency-Key, answered again
+    details: repository.CaseDetails | None  # what its view needs, when known without reading it back
+
+
 def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
-                idempotency_key: str | None) -> tuple[Case, bool]:
-    """Validate, route and store a new application. Returns (case, replayed)."""
+                idempotency_key: str | None) -> Submitted:
+    """Validate, route and store a new application."""
     fingerprint = request_fingerprint(body)
     if idempotency_key:
         record = repository.find_idempotency_record(session, principal=principal.key, key=idempotency_key)
         if record is not None:
             if record.request_sha256 != fingerprint:
                 raise IdempotencyKeyReused()
-            return session.get(Case, record.case_id), True
+            return Submitted(session.get(Case, record.case_id), True, None)
 
     helper = principal.kind == "staff" and bool(principal.roles) and principal.roles[0] == "helper"
     if principal.kind != "citizen" and not helper:
@@ -195,9 +201,10 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     if helper:  # 帮办代办: the applicant's consent for this helper and matter, consumed here
         consent = require_consent(session, helper=principal, applicant_subject=subject, matter_code=definition.code,
                                   consent_id=body.get("consent_id"))
-    case = create_case(session, principal=principal, matter=matter, subject=subject, region_code=body["region_code"],
-                       form=body.get("form") or {}, material_rows=material_rows,
-                       receiving_point_id=principal.service_point_id if helper else None)
+    case, routing, submitted = _create_case(session, principal=principal, matter=matter, subject=subject,
+                                            region_code=body["region_code"], form=body.get("form") or {},
+                                            material_rows=material_rows,
+                                            receiving_point_id=principal.service_point_id if helper else None)
     if consent is not None:
         use_consent(session, consent=consent, case_id=case.id)
     if idempotency_key:
@@ -207,7 +214,27 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
             session.flush()
         except IntegrityError as error:  # the same key is being submitted concurrently
             raise Conflict("相同幂等键的请求正在处理，请稍后重试", code="idempotency_in_progress") from error
-    return case, False
+    # An online application's view is known from what was just written; a helper's names a
+    # receiving point, which case_views reads.
+    details = None if helper else _details_of_new_case(case, subject=subject, routing=routing,
+                                                       material_rows=material_rows, events=[submitted])
+    return Submitted(case, False, details)
+
+
+def _details_of_new_case(case: Case, *, subject: Subject, routing: RoutingDecision, material_rows: list,
+                         events: list[CaseEvent]) -> repository.CaseDetails:
+    """What repository.case_details would read back for a case created in this transaction."""
+    details = repository.CaseDetails()
+    details.extras[case.id] = SimpleNamespace(
+        subject_kind=subject.kind, subject_name=subject.name, subject_number_masked=subject.number_masked,
+        assignee_name=routing.assignee.display_name if routing.assignee else None,
+        handling_point_name=routing.handling_point.name, handling_point_level=routing.handling_point.level,
+        receiving_point_name=None, receiving_point_level=None)
+    details.materials[case.id] = [{"code": code, "file_id": file_record.id if file_record else None,
+                                   "certificate_id": certificate.id if certificate else None}
+                                  for code, file_record, certificate in material_rows]
+    details.events[case.id] = events
+    return details
 
 
 def create_case(session: Session, *, principal: Principal, matter: Matter, subject: Subject, region_code: str,
@@ -216,6 +243,15 @@ def create_case(session: Session, *, principal: Principal, matter: Matter, subje
     """Route and store one validated application with its materials and its first event. A
     receiving point means a helper's station took it in (帮办代办); none, the applicant's own
     online application."""
+    return _create_case(session, principal=principal, matter=matter, subject=subject, region_code=region_code,
+                        form=form, material_rows=material_rows, bundle_case_id=bundle_case_id,
+                        receiving_point_id=receiving_point_id)[0]
+
+
+def _create_case(session: Session, *, principal: Principal, matter: Matter, subject: Subject, region_code: str,
+                 form: dict[str, Any], material_rows: list, bundle_case_id: str | None = None,
+                 receiving_point_id: int | None = None) -> tuple[Case, RoutingDecision, CaseEvent]:
+    """create_case, also returning the routing decision and the first event."""
     definition = matter.definition
     decision = route(session, handle_level=definition.handle_level, region_code=region_code,
                      category=definition.category, anywhere_in_county=definition.anywhere_in_county,
@@ -238,9 +274,10 @@ def create_case(session: Session, *, principal: Principal, matter: Matter, subje
     session.add(case)
     session.flush()
     _attach_materials(session, case=case, material_rows=material_rows)
-    _append_event(session, case=case, action="submit", from_state=None, to_state=case.state, principal=principal,
-                  comment=None, payload={"routing_reason": decision.reason}, first=True)
-    return case
+    submitted = _append_event(session, case=case, action="submit", from_state=None, to_state=case.state,
+                              principal=principal, comment=None, payload={"routing_reason": decision.reason},
+                              first=True)
+    return case, decision, submitted
 
 
 def _attach_materials(session: Session, *, case: Case, material_rows: list) -> None:
@@ -791,13 +828,15 @@ def _point(point_id: int | None, name: str | None, level: str | None) -> dict[st
 
 
 def case_views(session: Session, rows: list[tuple[Any, Any]], *, principal: Principal | None = None,
-               with_history: bool = False) -> list[dict[str, Any]]:
+               with_history: bool = False, details: repository.CaseDetails | None = None) -> list[dict[str, Any]]:
     """The API's case shape (applicant numbers masked) for cases (Case objects or plain rows of
-    its columns) with their view extras (None: read them too), in one more query however many."""
+    its columns) with their view extras (None: read them too), in one more query however many
+    (none when the caller knows the `details` already)."""
     if not rows:
         return []
-    details = repository.case_details(session, case_ids=[case.id for case, _ in rows], with_history=with_history,
-                                      with_extras=any(extras is None for _, extras in rows))
+    if details is None:
+        details = repository.case_details(session, case_ids=[case.id for case, _ in rows], with_history=with_history,
+                                          with_extras=any(extras is None for _, extras in rows))
     working_days = get_calendar(session)
     today = today_in_china()
     staff_view = principal is None or principal.kind == "staff"
@@ -844,10 +883,10 @@ def case_views(session: Session, rows: list[tuple[Any, Any]], *, principal: Prin
     return views
 
 
-def case_view(session: Session, case: Case, *, with_history: bool = True,
-              principal: Principal | None = None) -> dict[str, Any]:
+def case_view(session: Session, case: Case, *, with_history: bool = True, principal: Principal | None = None,
+              details: repository.CaseDetails | None = None) -> dict[str, Any]:
     """One case in the API's shape, e.g. right after a write."""
-    return case_views(session, [(case, None)], principal=principal, with_history=with_history)[0]
+    return case_views(session, [(case, None)], principal=principal, with_history=with_history, details=details)[0]
 
 
 def get_case(session: Session, *, principal: Principal, case_id: str) -> Case:

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from services.cases.models import Case
 from services.points.models import OPEN_STATES, ServicePoint, ServiceWindow, Staff
 
-__all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "get_point", "get_window",
+__all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "clerk_loads_with_windows", "get_point", "get_window",
            "get_staff", "active_point_for", "active_window_named", "list_points", "list_windows", "list_staff",
            "active_staff_of_point", "active_staff_at_window", "open_case_count_at_point", "open_cases_assigned_to"]
 
@@ -38,12 +38,20 @@ def clerk_loads(session: Session, *, service_point_id: int, category: str | None
     One query: the point's clerks (a handful of rows) with a correlated count per clerk, which is
     an index-only scan of that clerk's open cases in a partial index that holds open cases only;
     nothing scans the point's whole caseload."""
+    return [(staff, count) for staff, _window, count in clerk_loads_with_windows(
+        session, service_point_id=service_point_id, category=category, exclude_staff_id=exclude_staff_id)]
+
+
+def clerk_loads_with_windows(session: Session, *, service_point_id: int, category: str | None = None,
+                             exclude_staff_id: int | None = None) -> list[tuple[Staff, ServiceWindow | None, int]]:
+    """`clerk_loads` with each clerk's window (None: no counter), read in the same query."""
     parameters = {"point_id": service_point_id}
     if exclude_staff_id is not None:
         parameters["exclude_staff_id"] = exclude_staff_id
     rows = session.exec(_clerk_loads_statement(exclude_staff_id is not None), params=parameters).all()
-    qualified = [(staff, int(count)) for staff, window, count in rows if window is None or window.handles(category)]
-    return sorted(qualified, key=lambda item: (item[1], item[0].id))
+    qualified = [(staff, window, int(count)) for staff, window, count in rows
+                 if window is None or window.handles(category)]
+    return sorted(qualified, key=lambda item: (item[2], item[0].id))
 
 
 @lru_cache(maxsize=None)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from services.errors import InvalidInput
-from services.points.models import ServicePoint, ServiceWindow, Staff
-from services.points.repository import clerk_loads
-from services.routing.index import LEVEL_ORDER, PointDecision, get_index
+from services.points.models import ServicePoint, Staff
+from services.points.repository import clerk_loads_with_windows
+from services.routing.index import LEVEL_ORDER, PointDecision, PointRef, get_index
 
 LEVEL_LABELS = {"village": "村级", "town": "乡镇级", "county": "县级"}
 POINT_KINDS = {"village": "便民服务站", "town": "便民服务中心", "county": "政务服务中心"}
@@ -32,7 +32,7 @@ class NoHandlingPoint(InvalidInput):
 
 @dataclass(frozen=True)
 class RoutingDecision:
-    handling_point: ServicePoint
+    handling_point: PointRef  # as the routing index has it: no read of the point's row
     assignee: Staff | None
     reason: str
 
@@ -79,7 +79,7 @@ def _check_region(decision: PointDecision) -> None:
         raise InactiveRegion(detail=[{"field": "region_code", "reason": "inactive"}])
 
 
-def _by_level(session: Session, index, *, handle_level: str, region_code: str) -> tuple[ServicePoint, list[str]]:
+def _by_level(session: Session, index, *, handle_level: str, region_code: str) -> tuple[PointRef, list[str]]:
     decision = index.decide(handle_level=handle_level, region_code=region_code)
     _check_region(decision)
     if decision.point is None:
@@ -88,11 +88,11 @@ def _by_level(session: Session, index, *, handle_level: str, region_code: str) -
     reason = [f"{LEVEL_LABELS[handle_level]}办理事项；申请人所在地 {region_code} {decision.region.name}"]
     reason += [f"当地未设{POINT_KINDS[level]}，上移一级" for level in decision.skipped_levels]
     reason.append(f"属于 {decision.point_region_name} → {decision.point.name}")
-    return session.get(ServicePoint, decision.point.id), reason
+    return decision.point, reason
 
 
 def _anywhere_in_county(session: Session, index, *, region_code: str, receiving_point_id: int | None,
-                        levels: tuple[str, ...]) -> tuple[ServicePoint, list[str]]:
+                        levels: tuple[str, ...]) -> tuple[PointRef, list[str]]:
     decision = index.nearest(region_code=region_code, levels=levels)
     _check_region(decision)
     reason = [f"全域通办事项，本县任一服务点均可办理；申请人所在地 {region_code} {decision.region.name}"]
@@ -101,7 +101,8 @@ def _anywhere_in_county(session: Session, index, *, region_code: str, receiving_
         if (received is not None and received.active
                 and index.county_of(received.region_code) == index.county_of(region_code)):
             reason.append(f"在本县 {received.name} 收件，由收件点办理")
-            return received, reason
+            return PointRef(received.id, received.name, received.level, received.region_code,
+                            received.routing_mode), reason
         if received is not None:
             reason.append(f"收件点 {received.name} 不在申请人所在县或已停用，就近办理")
     if decision.point is None:
@@ -109,20 +110,20 @@ def _anywhere_in_county(session: Session, index, *, region_code: str, receiving_
                                       "searched_levels": list(decision.skipped_levels)})
     reason += [f"当地未设{POINT_KINDS[level]}" for level in decision.skipped_levels]
     reason.append(f"由距申请人最近的 {decision.point.name} 办理")
-    return session.get(ServicePoint, decision.point.id), reason
+    return decision.point, reason
 
 
-def choose_assignee(session: Session, *, point: ServicePoint, category: str | None,
+def choose_assignee(session: Session, *, point: ServicePoint | PointRef, category: str | None,
                     exclude_staff_id: int | None = None) -> tuple[Staff | None, str]:
     """The least-loaded qualified clerk of an `assign` point (None in a `pool` point or when no
     clerk qualifies), and the sentence saying so."""
     if point.routing_mode != "assign":
         return None, "进入该点待认领队列"
-    loads = clerk_loads(session, service_point_id=point.id, category=category, exclude_staff_id=exclude_staff_id)
+    loads = clerk_loads_with_windows(session, service_point_id=point.id, category=category,
+                                     exclude_staff_id=exclude_staff_id)
     if not loads:
         if category:
             return None, f"该点暂无可办理{category_label(category)}类事项的在岗窗口人员，进入待认领队列"
         return None, "该点暂无在岗窗口人员，进入待认领队列"
-    assignee, count = loads[0]
-    window = session.get(ServiceWindow, assignee.window_id) if assignee.window_id else None
+    assignee, window, count = loads[0]
     return assignee, f"分配给 {window.name + ' ' if window else ''}{assignee.display_name}（当前 {count} 件）"

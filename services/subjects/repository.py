@@ -1,15 +1,18 @@
 """Subject queries. Numbers are looked up only through their keyed hash."""
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from services.subjects.identity_numbers import SubjectNumber
 from services.subjects.models import Subject
 from services.subjects.protection import get_protector
 
+# built once: every submission looks its applicant up
+_BY_HASH = select(Subject).where(Subject.number_hash == bindparam("number_hash"))
+
 
 def find_subject(session: Session, *, number: SubjectNumber) -> Subject | None:
-    number_hash = get_protector().keyed_hash(number.value)
-    return session.exec(select(Subject).where(Subject.number_hash == number_hash)).first()
+    return session.exec(_BY_HASH, params={"number_hash": get_protector().keyed_hash(number.value)}).first()
 
 
 def get_or_create_subject(session: Session, *, number: SubjectNumber, name: str) -> Subject:

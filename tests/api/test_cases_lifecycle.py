@@ -190,3 +190,12 @@ def test_each_transition_writes_its_notice_in_the_same_transaction(client, engin
         notices = session.exec(select(OutboxJob).where(OutboxJob.kind == "notify_case_event")).all()
     assert {"case_id": case["id"], "event": "accepted"} in [
         {key: job.payload[key] for key in ("case_id", "event")} for job in notices]
+
+
+def test_the_submission_answers_with_the_case_as_it_is_read_back(client):
+    """POST /cases builds its answer from what it has just written (no read-back query): it must
+    be exactly what GET /cases/{id} then shows — applicant, points, assignee, materials, history."""
+    for region_code in (WITH_STATION, WITHOUT_STATION):
+        token, created = new_case(client, region_code=region_code)
+        assert len(created["history"]) == 1 and created["materials"] and created["applicant"]["number_masked"]
+        assert ok(client.get(f"/api/v1/cases/{created['id']}", headers=auth(token))) == created

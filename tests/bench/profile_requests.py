@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             body = application(number=number, real_name=name, region_code=submits.village_code, file_id=file_id)
 
             def work(s, p):
-                case, _ = cases.submit_case(s, principal=p, body=body, idempotency_key=uuid.uuid4().hex)
-                return cases.case_view(s, case, principal=p)
+                submitted = cases.submit_case(s, principal=p, body=body, idempotency_key=uuid.uuid4().hex)
+                return cases.case_view(s, submitted.case, principal=p, details=submitted.details)
             return work
         scenarios["submit"] = (token, [submit(file_id) for file_id in files])
 
