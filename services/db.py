@@ -118,5 +118,11 @@ class UTCDateTime(TypeDecorator):
 
 def insert_ignoring_conflicts(session: Session, table, *, index_elements: list[str]):
     """INSERT … ON CONFLICT (index_elements) DO NOTHING for this session's database."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    return _insert_ignoring_conflicts(session.get_bind().dialect.name == "postgresql", table, tuple(index_elements))
+
+
+@lru_cache(maxsize=64)
+def _insert_ignoring_conflicts(on_postgresql: bool, table, index_elements: tuple[str, ...]):
+    # built once per table (statements are immutable): every transition enqueues its notice
+    dialect = postgresql if on_postgresql else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))

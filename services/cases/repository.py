@@ -317,8 +317,11 @@ def _details_statement(with_history: bool, with_extras: bool):
     return union_all(*parts)
 
 
+_MATERIAL_CODES = select(CaseMaterial.code).where(CaseMaterial.case_id == bindparam("case_id"))
+
+
 def material_codes(session: Session, *, case_id: str) -> set[str]:
-    return set(session.execute(select(CaseMaterial.code).where(CaseMaterial.case_id == case_id)).scalars())
+    return set(session.execute(_MATERIAL_CODES, {"case_id": case_id}).scalars())
 
 
 def remove_materials(session: Session, *, case_id: str, codes: list[str]) -> None:
@@ -328,7 +331,17 @@ def remove_materials(session: Session, *, case_id: str, codes: list[str]) -> Non
 
 def update_if_version(session: Session, *, case_id: str, expected_version: int, values: dict) -> bool:
     """Optimistic lock: apply `values` and bump the version only if nobody changed the case."""
-    result = session.execute(update(Case).where(Case.id == case_id, Case.version == expected_version)
-                             .values(version=Case.version + 1, **values)
-                             .execution_options(synchronize_session=False))
+    result = session.execute(_update_if_version(tuple(sorted(values))),
+                             {"w_case_id": case_id, "w_version": expected_version,
+                              **{f"v_{name}": value for name, value in values.items()}})
     return result.rowcount == 1
+
+
+@lru_cache(maxsize=256)
+def _update_if_version(names: tuple[str, ...]):
+    """The UPDATE for one set of changed columns, built once (every transition runs one)."""
+    columns = Case.__table__.c
+    return (update(Case).where(Case.id == bindparam("w_case_id"), Case.version == bindparam("w_version"))
+            .values(version=Case.version + 1,
+                    **{name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
+            .execution_options(synchronize_session=False))
