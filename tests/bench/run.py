@@ -734,7 +734,9 @@ def run_project(processes: Processes, *, load: Load, env: dict[str, str], logs: 
             from tests.bench.seed import seed_submitted_cases
 
             pool = ConsumablePool.sized(bound_rps=bound_rps, load=load)
-            ids = seed_submitted_cases(point_id=writes.id, count=pool.total, report=lambda m: say("  " + m))
+            # a seed of its own each run: a reused database keeps the cases an earlier run added
+            ids = seed_submitted_cases(point_id=writes.id, count=pool.total, rng_seed=time.time_ns(),
+                                       report=lambda m: say("  " + m))
             analyze("cases", "case_events", "files", "case_materials")
             clerk = api.staff_login(writes.clerk)
             data = write_data_file(data_dir, "transition", items=ids, token=clerk)
