@@ -10,9 +10,10 @@ from sqlmodel import Session, select
 from services.cases.models import Case
 from services.points.models import OPEN_STATES, ServicePoint, ServiceWindow, Staff
 
-__all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "clerk_loads_with_windows", "get_point", "get_window",
-           "get_staff", "active_point_for", "active_window_named", "list_points", "list_windows", "list_staff",
-           "active_staff_of_point", "active_staff_at_window", "open_case_count_at_point", "open_cases_assigned_to"]
+__all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "clerk_loads_with_windows",
+           "get_point", "get_window", "get_staff", "active_point_for", "active_window_named", "list_points",
+           "list_windows", "list_staff", "active_staff_of_point", "active_staff_at_window", "open_case_count_at_point",
+           "open_cases_assigned_to"]
 
 # States no action leaves in the standard lifecycle; what is not in them may still need work.
 TERMINAL_STATES = ("denied", "not_accepted", "withdrawn", "delivered")

@@ -10,5 +10,5 @@ from services.ratelimit.limiter import (Decision, InProcessBackend, RateLimited,
                                         enforce, enforce_async, get_limiter, limits_enabled, reset_limiter)
 from services.ratelimit.settings import Rate, get_rate_limit_settings, parse_rate
 
-__all__ = ["Decision", "InProcessBackend", "Rate", "RateLimited", "RateLimiter", "RedisBackend", "enforce", "enforce_async",
-           "get_limiter", "get_rate_limit_settings", "limits_enabled", "parse_rate", "reset_limiter"]
+__all__ = ["Decision", "InProcessBackend", "Rate", "RateLimited", "RateLimiter", "RedisBackend", "enforce",
+           "enforce_async", "get_limiter", "get_rate_limit_settings", "limits_enabled", "parse_rate", "reset_limiter"]
