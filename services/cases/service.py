@@ -28,7 +28,7 @@ from services.matters import service as matters
 from services.notifications.service import notify_case_action
 from services.outbox.service import enqueue
 from services.pagination import decode_cursor, encode_cursor
-from services.points.models import ServicePoint, Staff
+from services.points.models import ServicePoint, ServiceWindow, Staff
 from services.points.repository import clerk_loads
 from services.regions.repository import subtree_prefix
 from services.routing.service import RoutingDecision, route
@@ -99,6 +99,11 @@ class ApplicantNotSelf(Forbidden):
 class AlreadyAssigned(Conflict):
     code = "already_assigned"
     message = "该办件已分配给其他工作人员"
+
+
+class CategoryNotHandled(Forbidden):
+    code = "category_not_handled"
+    message = "您所在的窗口不办理该类事项，不能认领"
 
 
 def today_in_china() -> date:
@@ -734,7 +739,17 @@ class Claim(ActionRules):
     def apply(self, session, *, principal, case, matter, comment, prepared, calendar, today):
         if case.assignee_id is not None and case.assignee_id != principal.account_id:
             raise AlreadyAssigned(detail={"assignee_id": case.assignee_id})
+        if not _window_handles(session, principal=principal, category=matter.definition.category):
+            raise CategoryNotHandled(detail={"category": matter.definition.category})
         return {"assignee_id": principal.account_id}, {}
+
+
+def _window_handles(session: Session, *, principal: Principal, category: str | None) -> bool:
+    """Whether the clerk's window takes this category of matter, as routing requires of the clerks
+    it assigns to (services.points.repository.clerk_loads): a clerk without a window takes all."""
+    staff = session.get(Staff, principal.account_id)
+    window = session.get(ServiceWindow, staff.window_id) if staff is not None and staff.window_id else None
+    return window is None or window.handles(category)
 
 
 class Transfer(ActionRules):
@@ -804,6 +819,9 @@ def available_actions_for(session: Session, *, principal: Principal, case_id: st
     candidates = [(name, definition) for name, definition in
                   available_actions(matter.lifecycle, state=case.state, actor=actor)
                   if _still_possible(case, name, principal)]
+    if any(name == "claim" for name, _ in candidates) and not _window_handles(
+            session, principal=principal, category=matter.definition.category):
+        candidates = [(name, definition) for name, definition in candidates if name != "claim"]
     if any(name in GUARDED_ACTIONS for name, _ in candidates) and guard_failures(session, case=case, matter=matter):
         candidates = [(name, definition) for name, definition in candidates if name not in GUARDED_ACTIONS]
     return [{"action": name, "label": definition.label, "needs": list(definition.needs)}

@@ -199,3 +199,38 @@ def test_the_submission_answers_with_the_case_as_it_is_read_back(client):
         token, created = new_case(client, region_code=region_code)
         assert len(created["history"]) == 1 and created["materials"] and created["applicant"]["number_masked"]
         assert ok(client.get(f"/api/v1/cases/{created['id']}", headers=auth(token))) == created
+
+
+def test_a_clerk_cannot_claim_a_matter_their_window_does_not_handle(client, engine):
+    """Routing assigns a case only to clerks whose window takes its category; claiming from the
+    pool holds the same rule (refused and not offered), and writes nothing when refused."""
+    from services.points.models import ServiceWindow, Staff
+
+    _token, case = new_case(client, region_code=WITHOUT_STATION)  # 秋口镇便民服务中心, civil-affairs
+    town_clerk = staff(client, "clerk-361130102")
+    with Session(engine) as session:
+        stored = session.get(Case, case["id"])
+        stored.assignee_id = None
+        clerk = session.exec(select(Staff).where(Staff.username == "clerk-361130102")).one()
+        window = ServiceWindow(service_point_id=clerk.service_point_id, name="卫健窗口", categories=["health"])
+        session.add(window)
+        session.flush()
+        previous_window, clerk.window_id = clerk.window_id, window.id
+        session.add_all([stored, clerk])
+        session.commit()
+    try:
+        case = client.get(f"/api/v1/cases/{case['id']}", headers=auth(town_clerk)).json()
+        assert "claim" not in actions(client, town_clerk, case)
+        refused = act(client, town_clerk, case, "claim")
+        assert refused.status_code == 403 and refused.json()["error"] == "category_not_handled"
+        assert history(client, town_clerk, case) == ["submit"]
+        assert client.get(f"/api/v1/cases/{case['id']}", headers=auth(town_clerk)).json()["assignee"] is None
+    finally:
+        with Session(engine) as session:
+            clerk = session.exec(select(Staff).where(Staff.username == "clerk-361130102")).one()
+            clerk.window_id = previous_window
+            session.add(clerk)
+            session.commit()
+    # back at their own window, which takes every category: the claim goes through
+    assert "claim" in actions(client, town_clerk, case)
+    assert ok(act(client, town_clerk, case, "claim"))["assignee"]["name"]
