@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -72,10 +73,13 @@ def _token_pair(session: Session, principal: Principal, *, family: str | None = 
             "user": describe_principal(session, principal)}
 
 
+_ACCOUNT_BY_OPENID = select(CitizenAccount).where(CitizenAccount.openid == bindparam("openid"))  # built once
+
+
 def wechat_login(session: Session, *, code: str, client: WeChatClient) -> dict[str, Any]:
     """Exchange a wx.login code for tokens, creating the citizen account on first sign-in."""
     wechat_session = client.code_to_session(code)
-    account = session.exec(select(CitizenAccount).where(CitizenAccount.openid == wechat_session.openid)).first()
+    account = session.exec(_ACCOUNT_BY_OPENID, params={"openid": wechat_session.openid}).first()
     if account is None:
         try:
             with session.begin_nested():  # two first sign-ins at once: one creates, the other reads
