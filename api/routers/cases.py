@@ -132,7 +132,8 @@ def case_actions(case_id: str, principal: Principal = Depends(current_principal)
                          "withdraw, suspend (comment, payload.max_days), resume, extend (comment, payload.days; "
                          "once, within the legal limit, else 422 extension_not_allowed), review steps, approve, "
                          "deny (comment), complete, deliver (payload.method: window | mail | online), "
-                         "claim (a clerk takes an unassigned case), transfer (supervisor: comment, "
+                         "claim (a clerk takes an unassigned case; 403 category_not_handled when their "
+                         "window does not take the matter's category), transfer (supervisor: comment, "
                          "payload.to_point_id / to_staff_id).",
              responses=errors(401, 403, 404, 409, 422))
 def act(case_id: str, body: CaseAction, principal: Principal = Depends(current_principal),
