@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from services.cases.models import Case, CaseEvent
 from services.outbox.models import OutboxJob
+from services.points.models import ServiceWindow, Staff
 from tests.services.cases.helpers import staff
 from tests.support import (WITH_STATION, WITHOUT_STATION, act, auth, residence_application, submit,
                            upload_pdf, verified_citizen)
@@ -204,8 +205,6 @@ def test_the_submission_answers_with_the_case_as_it_is_read_back(client):
 def test_a_clerk_cannot_claim_a_matter_their_window_does_not_handle(client, engine):
     """Routing assigns a case only to clerks whose window takes its category; claiming from the
     pool holds the same rule (refused and not offered), and writes nothing when refused."""
-    from services.points.models import ServiceWindow, Staff
-
     _token, case = new_case(client, region_code=WITHOUT_STATION)  # 秋口镇便民服务中心, civil-affairs
     town_clerk = staff(client, "clerk-361130102")
     with Session(engine) as session:
