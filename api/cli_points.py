@@ -12,19 +12,19 @@ from typing import Any, Optional
 
 import typer
 
-points_app = typer.Typer(help="Service points: list, show, create, edit, deactivate.", no_args_is_help=True,
+points_app = typer.Typer(help="Service points: list, show, create, edit, deactivate, reactivate.", no_args_is_help=True,
                          pretty_exceptions_show_locals=False)
 windows_app = typer.Typer(help="Windows (counters) of a point and the matter categories each handles.",
                           no_args_is_help=True, pretty_exceptions_show_locals=False)
-staff_app = typer.Typer(help="Staff accounts: list, create, edit, leave, return, deactivate.", no_args_is_help=True,
+staff_app = typer.Typer(help="Staff accounts: list, create, edit, leave, return, deactivate, reactivate.", no_args_is_help=True,
                         pretty_exceptions_show_locals=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add the three command groups to the `onestop` command."""
-    app.add_typer(points_app, name="points", help="Service points: list, show, create, edit, deactivate.")
+    app.add_typer(points_app, name="points", help="Service points: list, show, create, edit, deactivate, reactivate.")
     app.add_typer(windows_app, name="windows", help="Windows of a point and the categories each handles.")
-    app.add_typer(staff_app, name="staff", help="Staff accounts: list, create, edit, leave, return, deactivate.")
+    app.add_typer(staff_app, name="staff", help="Staff accounts: list, create, edit, leave, return, deactivate, reactivate.")
 
 
 def _run(work: Callable[[Any, Any], Any]) -> Any:
@@ -124,6 +124,15 @@ def points_deactivate(point_id: int = typer.Argument(...)) -> None:
                                                                                    point_id=point_id))))
 
 
+@points_app.command("reactivate")
+def points_reactivate(point_id: int = typer.Argument(...)) -> None:
+    """Open a deactivated point again (its windows stay closed until each is reopened)."""
+    from services.points import service
+
+    _print(_run(lambda session, actor: service.point_view(service.reactivate_point(session, actor=actor,
+                                                                                     point_id=point_id))))
+
+
 # ---------------------------------------------------------------- windows
 
 @windows_app.command("list")
@@ -172,6 +181,15 @@ def windows_deactivate(window_id: int = typer.Argument(...)) -> None:
 
     _print(_run(lambda session, actor: service.window_view(service.deactivate_window(session, actor=actor,
                                                                                      window_id=window_id))))
+
+
+@windows_app.command("reactivate")
+def windows_reactivate(window_id: int = typer.Argument(...)) -> None:
+    """Reopen a closed window of an open point."""
+    from services.points import service
+
+    _print(_run(lambda session, actor: service.window_view(service.reactivate_window(session, actor=actor,
+                                                                                       window_id=window_id))))
 
 
 # ---------------------------------------------------------------- staff
@@ -252,3 +270,12 @@ def staff_deactivate(staff_id: int = typer.Argument(...)) -> None:
 
     _print(_run(lambda session, actor: service.staff_view_of(
         session, *service.deactivate_staff(session, actor=actor, staff_id=staff_id))))
+
+
+@staff_app.command("reactivate")
+def staff_reactivate(staff_id: int = typer.Argument(...)) -> None:
+    """Let a deactivated account sign in again (its point, and window if any, must be open)."""
+    from services.points import service
+
+    _print(_run(lambda session, actor: service.staff_view_of(
+        session, service.reactivate_staff(session, actor=actor, staff_id=staff_id))))

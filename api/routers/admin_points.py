@@ -233,6 +233,16 @@ def deactivate_point(point_id: int = PointId, admin: Principal = Depends(require
     return points.point_view(points.deactivate_point(session, actor=admin, point_id=point_id))
 
 
+@router.post("/service-points/{point_id}/reactivate", summary="Open a deactivated point again",
+             description="New cases route to it again; its windows stay closed until each is reopened. Refused "
+                         "(409 `service_point_exists`) while another active point serves its region at its level, "
+                         "or (422 `inactive_region_code`) when its region is no longer active.",
+             response_model=PointView, responses=errors(401, 403, 404, 409, 422))
+def reactivate_point(point_id: int = PointId, admin: Principal = Depends(require_admin),
+                     session: Session = Depends(get_session)) -> dict[str, Any]:
+    return points.point_view(points.reactivate_point(session, actor=admin, point_id=point_id))
+
+
 # ---------------------------------------------------------------- windows
 
 @router.get("/service-points/{point_id}/windows", summary="A point's windows and the categories each handles",
@@ -266,6 +276,16 @@ def edit_window(body: WindowChanges, window_id: int = WindowId, admin: Principal
 def deactivate_window(window_id: int = WindowId, admin: Principal = Depends(require_admin),
                       session: Session = Depends(get_session)) -> dict[str, Any]:
     return points.window_view(points.deactivate_window(session, actor=admin, window_id=window_id))
+
+
+@router.post("/windows/{window_id}/reactivate", summary="Reopen a closed window",
+             description="Under its old name and categories. Refused (409) while its point is deactivated "
+                         "(`service_point_inactive`) or another open window of the point has its name "
+                         "(`window_exists`).",
+             response_model=WindowView, responses=errors(401, 403, 404, 409, 422))
+def reactivate_window(window_id: int = WindowId, admin: Principal = Depends(require_admin),
+                      session: Session = Depends(get_session)) -> dict[str, Any]:
+    return points.window_view(points.reactivate_window(session, actor=admin, window_id=window_id))
 
 
 # ---------------------------------------------------------------- staff
@@ -333,3 +353,12 @@ def deactivate_staff(staff_id: int = StaffId, admin: Principal = Depends(require
                      session: Session = Depends(get_session)) -> dict[str, Any]:
     staff, released = points.deactivate_staff(session, actor=admin, staff_id=staff_id)
     return points.staff_view_of(session, staff, released)
+
+
+@router.post("/staff/{staff_id}/reactivate", summary="Let a deactivated staff account sign in again",
+             description="With its password; sessions ended by the deactivation stay ended. Refused (409) while "
+                         "its point (`service_point_inactive`) or its window (`window_inactive`) is closed.",
+             response_model=StaffView, responses=errors(401, 403, 404, 409, 422))
+def reactivate_staff(staff_id: int = StaffId, admin: Principal = Depends(require_admin),
+                     session: Session = Depends(get_session)) -> dict[str, Any]:
+    return points.staff_view_of(session, points.reactivate_staff(session, actor=admin, staff_id=staff_id))

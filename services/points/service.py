@@ -408,6 +408,30 @@ def deactivate_point(session: Session, *, actor: Principal, point_id: int) -> Se
     return point
 
 
+def reactivate_point(session: Session, *, actor: Principal, point_id: int) -> ServicePoint:
+    """Open a stopped point again: new cases route to it once more. Its windows stay closed until
+    each is reopened (which of them should open is the administrator's call). Refused while its
+    region is inactive or another active point now serves the region at the same level. Again
+    on an active point: nothing changes."""
+    point = _point_in_scope(session, _scope(actor), point_id)
+    if point.active:
+        return point
+    region = get_region(session, code=point.region_code)
+    if region is None or not region.active:
+        raise InactiveRegion(detail=[_field("region_code", "inactive")])
+    existing = repository.active_point_for(session, region_code=point.region_code, level=point.level)
+    if existing is not None:
+        raise ServicePointExists(detail={"existing_point_id": existing.id, "existing_point_name": existing.name})
+    point.active = True
+    try:
+        with session.begin_nested():  # a concurrent create or reactivation for the same region and level
+            session.add(point)
+    except IntegrityError as error:
+        raise ServicePointExists() from error
+    mark_changed(session)
+    return point
+
+
 def get_point_view(session: Session, *, actor: Principal, point_id: int) -> dict[str, Any]:
     """One point with its windows (deactivated ones too)."""
     point = _point_in_scope(session, _scope(actor), point_id)
@@ -504,6 +528,25 @@ def deactivate_window(session: Session, *, actor: Principal, window_id: int) -> 
     window.active = False
     session.add(window)
     session.flush()
+    return window
+
+
+def reactivate_window(session: Session, *, actor: Principal, window_id: int) -> ServiceWindow:
+    """Reopen a closed window of an active point, under its old name and categories (refused
+    while another open window of the point has that name). Again: nothing changes."""
+    window, point = _window_in_scope(session, _scope(actor), window_id)
+    if window.active:
+        return window
+    if not point.active:
+        raise ServicePointInactive("服务点已停用，请先恢复服务点", detail={"service_point_id": point.id})
+    if repository.active_window_named(session, service_point_id=point.id, name=window.name) is not None:
+        raise WindowExists(detail=[_field("name", "exists")])
+    window.active = True
+    try:
+        with session.begin_nested():
+            session.add(window)
+    except IntegrityError as error:
+        raise WindowExists(detail=[_field("name", "exists")]) from error
     return window
 
 
@@ -611,6 +654,26 @@ def deactivate_staff(session: Session, *, actor: Principal, staff_id: int) -> tu
     principal_changed(session, principal_key=f"staff:{staff.id}")
     return staff, release_assignments(session, staff=staff, why=f"{staff.display_name} 账号停用",
                                       actor=_event_actor(actor))
+
+
+def reactivate_staff(session: Session, *, actor: Principal, staff_id: int) -> Staff:
+    """Let a deactivated account sign in again (with its password; its old sessions stay ended).
+    Its point, and its window if it has one, must be open. Again on an active account: nothing
+    changes."""
+    staff, point = _staff_in_scope(session, _scope(actor), staff_id)
+    if staff.active:
+        return staff
+    if not point.active:
+        raise ServicePointInactive("该工作人员所属服务点已停用，请先恢复服务点或调整所属服务点",
+                                   detail={"service_point_id": point.id})
+    window = repository.get_window(session, window_id=staff.window_id) if staff.window_id else None
+    if window is not None and not window.active:
+        raise WindowInactive("该工作人员所在窗口已停用，请先恢复窗口或调整窗口", detail={"window_id": window.id})
+    staff.active = True
+    session.add(staff)
+    session.flush()
+    principal_changed(session, principal_key=f"staff:{staff.id}")
+    return staff
 
 
 def _event_actor(actor: Principal) -> Principal | None:

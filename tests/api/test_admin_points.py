@@ -9,18 +9,22 @@ accounts as it found them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from sqlmodel import Session, func, select
 
 from services.cases.audit import iter_broken
+from services.cases.models import Case
 from services.points.models import ServicePoint, ServiceWindow, Staff
 from tests.services.cases.helpers import staff
 from tests.support import act, auth, submit, upload_pdf, verified_citizen
 
 FANGCUN = "361130110203"  # 方村村委会 (中云镇): no station in the demo
 LONGSHAN = "361130110206"  # 龙山村委会 (中云镇): no station in the demo
+TAOXI = "361130110211"  # 桃溪村委会 (中云镇): no station in the demo
+XIAOLIN = "361130110212"  # 晓林村委会 (中云镇): no station in the demo
 ZHONGYUN = "361130110000"
 YUSHAN = "361123000000"  # 玉山县: another county, no points in the demo
 YUSHAN_VILLAGE = "361123101001"
@@ -271,3 +275,75 @@ def test_anywhere_in_county_matter_goes_to_the_nearest_point(client, station):
     case = created.json()
     assert case["handling_point"]["id"] == station["point"]["id"]  # 方村's own station, not the town centre
     assert "全域通办" in case["routing_reason"] and "由距申请人最近的 方村村委会便民服务站 办理" in case["routing_reason"]
+
+
+def test_a_point_its_window_and_its_staff_are_opened_again(client, engine, admin):
+    """What was deactivated can be reactivated, in order (point, then window, then staff), each
+    refused with a precise 409 while what it depends on is still closed or taken."""
+    taoxi = client.post(f"{BASE}/service-points", headers=admin, json={"level": "village", "region_code": TAOXI})
+    assert taoxi.status_code == 201, taoxi.text
+    point = taoxi.json()
+    window = client.post(f"{BASE}/service-points/{point['id']}/windows", headers=admin,
+                         json={"name": "综合窗口", "categories": []}).json()
+    clerk = client.post(f"{BASE}/staff", headers=admin, json={
+        "username": f"clerk-taoxi-{uuid.uuid4().hex[:4]}", "display_name": "桃一", "role": "clerk",
+        "service_point_id": point["id"], "window_id": window["id"], "password": PASSWORD}).json()
+    assert client.post(f"{BASE}/staff/{clerk['id']}/deactivate", headers=admin).json()["active"] is False
+    closed = client.post(f"{BASE}/service-points/{point['id']}/deactivate", headers=admin)
+    assert closed.status_code == 200 and closed.json()["active"] is False
+
+    refused = client.post(f"{BASE}/windows/{window['id']}/reactivate", headers=admin)
+    assert refused.status_code == 409 and refused.json()["error"] == "service_point_inactive"
+    refused = client.post(f"{BASE}/staff/{clerk['id']}/reactivate", headers=admin)
+    assert refused.status_code == 409 and refused.json()["error"] == "service_point_inactive"
+
+    reopened = client.post(f"{BASE}/service-points/{point['id']}/reactivate", headers=admin)
+    assert reopened.status_code == 200 and reopened.json()["active"] is True
+    assert client.post(f"{BASE}/service-points/{point['id']}/reactivate", headers=admin).status_code == 200  # again
+    refused = client.post(f"{BASE}/staff/{clerk['id']}/reactivate", headers=admin)  # its window is still closed
+    assert refused.status_code == 409 and refused.json()["error"] == "window_inactive"
+    assert client.post(f"{BASE}/windows/{window['id']}/reactivate", headers=admin).json()["active"] is True
+    back = client.post(f"{BASE}/staff/{clerk['id']}/reactivate", headers=admin)
+    assert back.status_code == 200 and back.json()["active"] is True
+    assert client.get("/api/v1/me", headers=auth(_login(client, clerk["username"]))).status_code == 200
+    assert _apply(client, TAOXI)["handling_point"]["id"] == point["id"]  # routes there again
+
+    # a second point for the region while the first is closed: the first cannot be reopened beside it
+    client.post(f"{BASE}/staff/{clerk['id']}/deactivate", headers=admin)
+    with Session(engine) as session:  # its one case is finished elsewhere: nothing open blocks the closing
+        for case in session.exec(select(Case).where(Case.handling_point_id == point["id"])):
+            case.state = "withdrawn"
+            session.add(case)
+        session.commit()
+    assert client.post(f"{BASE}/service-points/{point['id']}/deactivate", headers=admin).status_code == 200
+    other = client.post(f"{BASE}/service-points", headers=admin, json={"level": "village", "region_code": TAOXI})
+    assert other.status_code == 201, other.text
+    before = _count(engine, ServicePoint)
+    taken = client.post(f"{BASE}/service-points/{point['id']}/reactivate", headers=admin)
+    assert taken.status_code == 409 and taken.json()["error"] == "service_point_exists"
+    assert taken.json()["detail"]["existing_point_id"] == other.json()["id"]
+    assert _count(engine, ServicePoint) == before
+    with Session(engine) as session:
+        assert session.get(ServicePoint, point["id"]).active is False
+
+
+def test_the_command_line_closes_and_reopens_a_point_and_its_window(client, admin):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    created = client.post(f"{BASE}/service-points", headers=admin, json={"level": "village", "region_code": XIAOLIN})
+    assert created.status_code == 201, created.text
+    point = created.json()
+    window = client.post(f"{BASE}/service-points/{point['id']}/windows", headers=admin,
+                         json={"name": "综合窗口", "categories": []}).json()
+
+    def run(*args: str):
+        return CliRunner().invoke(app, [*args])
+
+    assert run("points", "deactivate", str(point["id"])).exit_code == 0
+    refused = run("windows", "reactivate", str(window["id"]))
+    assert refused.exit_code == 1 and "service_point_inactive" in refused.stderr
+    reopened = run("points", "reactivate", str(point["id"]))
+    assert reopened.exit_code == 0 and json.loads(reopened.stdout)["active"] is True
+    assert json.loads(run("windows", "reactivate", str(window["id"])).stdout)["active"] is True
