@@ -347,18 +347,26 @@ def create_point(session: Session, *, actor: Principal, level: str, region_code:
         else f"{region.name}{POINT_KINDS[level]}"[:100]
     address = _optional_text(address, field="address", max_length=200)
     hours = _optional_text(hours, field="hours", max_length=100)
-    existing = repository.active_point_for(session, region_code=region.code, level=level)
-    if existing is not None:
-        raise ServicePointExists(detail={"existing_point_id": existing.id, "existing_point_name": existing.name})
     point = ServicePoint(name=name, level=level, region_code=region.code, address=address, hours=hours,
                          routing_mode=routing_mode)
+    _store_active_point(session, point)
+    return point
+
+
+def _store_active_point(session: Session, point: ServicePoint) -> None:
+    """Store a new point or reopen a stopped one: at most one active point per region and level,
+    also when another request creates or reopens one at the same moment. Routing sees it from
+    then on. (Active only once checked: the check's query would flush it.)"""
+    existing = repository.active_point_for(session, region_code=point.region_code, level=point.level)
+    if existing is not None:
+        raise ServicePointExists(detail={"existing_point_id": existing.id, "existing_point_name": existing.name})
     try:
-        with session.begin_nested():  # a concurrent create of the same region and level
+        with session.begin_nested():
+            point.active = True
             session.add(point)
     except IntegrityError as error:
         raise ServicePointExists() from error
     mark_changed(session)
-    return point
 
 
 def edit_point(session: Session, *, actor: Principal, point_id: int, changes: dict[str, Any]) -> ServicePoint:
@@ -419,16 +427,7 @@ def reactivate_point(session: Session, *, actor: Principal, point_id: int) -> Se
     region = get_region(session, code=point.region_code)
     if region is None or not region.active:
         raise InactiveRegion(detail=[_field("region_code", "inactive")])
-    existing = repository.active_point_for(session, region_code=point.region_code, level=point.level)
-    if existing is not None:
-        raise ServicePointExists(detail={"existing_point_id": existing.id, "existing_point_name": existing.name})
-    point.active = True
-    try:
-        with session.begin_nested():  # a concurrent create or reactivation for the same region and level
-            session.add(point)
-    except IntegrityError as error:
-        raise ServicePointExists() from error
-    mark_changed(session)
+    _store_active_point(session, point)
     return point
 
 
@@ -485,15 +484,22 @@ def create_window(session: Session, *, actor: Principal, point_id: int, name: st
     categories = _categories(session, categories or [])
     if not point.active:
         raise ServicePointInactive("服务点已停用，不能新设窗口", detail={"service_point_id": point.id})
-    if repository.active_window_named(session, service_point_id=point.id, name=name) is not None:
-        raise WindowExists(detail=[_field("name", "exists")])
     window = ServiceWindow(service_point_id=point.id, name=name, categories=categories)
+    _store_open_window(session, window)
+    return window
+
+
+def _store_open_window(session: Session, window: ServiceWindow) -> None:
+    """Store a new window or reopen a closed one: no two open windows of a point share a name, also
+    when another request opens one at the same moment. (Active only once checked, as for points.)"""
+    if repository.active_window_named(session, service_point_id=window.service_point_id, name=window.name) is not None:
+        raise WindowExists(detail=[_field("name", "exists")])
     try:
         with session.begin_nested():
+            window.active = True
             session.add(window)
     except IntegrityError as error:
         raise WindowExists(detail=[_field("name", "exists")]) from error
-    return window
 
 
 def edit_window(session: Session, *, actor: Principal, window_id: int, changes: dict[str, Any]) -> ServiceWindow:
@@ -539,14 +545,7 @@ def reactivate_window(session: Session, *, actor: Principal, window_id: int) -> 
         return window
     if not point.active:
         raise ServicePointInactive("服务点已停用，请先恢复服务点", detail={"service_point_id": point.id})
-    if repository.active_window_named(session, service_point_id=point.id, name=window.name) is not None:
-        raise WindowExists(detail=[_field("name", "exists")])
-    window.active = True
-    try:
-        with session.begin_nested():
-            session.add(window)
-    except IntegrityError as error:
-        raise WindowExists(detail=[_field("name", "exists")]) from error
+    _store_open_window(session, window)
     return window
 
 
