@@ -13,7 +13,7 @@ from services.accounts import tokens
 from services.accounts.principal import Principal
 from services.accounts.principal_cache import resolve_principal
 from services.accounts.service import load_principal
-from services.db import get_engine
+from services.db import get_engine, without_transactions
 from services.errors import Forbidden, OnestopError
 from services.matters.service import AdminOnly
 from services.wechat.client import WeChatClient, get_wechat_client
@@ -21,12 +21,17 @@ from services.wechat.client import WeChatClient, get_wechat_client
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def _transaction() -> AsyncIterator[Session]:
+async def _transaction(request: Request) -> AsyncIterator[Session]:
     # Async, so that opening the session (no I/O until first used) costs no hop to a worker
     # thread. A sync route commits in its own worker thread (api.routing.CommitInWorkerRoute);
     # whatever is still open here — an error to roll back, an async route's work — is finished
     # in one. A sync generator here would cost two hops on every request.
-    session = Session(get_engine(), expire_on_commit=False)
+    engine = get_engine()
+    if getattr(request.scope.get("endpoint"), "reads_only", False):  # api.routing.reads_only
+        engine = without_transactions(engine)
+    session = Session(engine, expire_on_commit=False)
+    # each statement committed on its own (PostgreSQL): nothing is left to commit or roll back
+    session.info["no_transaction"] = engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
     try:
         yield session
         await _in_thread(session, session.commit)
@@ -41,7 +46,7 @@ async def _transaction() -> AsyncIterator[Session]:
 
 
 async def _in_thread(session: Session, finish) -> None:
-    if session.in_transaction():
+    if session.in_transaction() and not session.info["no_transaction"]:
         await anyio.to_thread.run_sync(finish)
 
 

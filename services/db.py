@@ -28,7 +28,7 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-__all__ = ["SQLModel", "Session", "get_engine", "session_scope", "utcnow", "is_sqlite"]
+__all__ = ["SQLModel", "Session", "get_engine", "without_transactions", "session_scope", "utcnow", "is_sqlite"]
 
 
 def utcnow() -> datetime:
@@ -78,6 +78,15 @@ def make_engine(url: str) -> Engine:
 @lru_cache
 def get_engine() -> Engine:
     return make_engine(get_settings().resolved_database_url)
+
+
+@lru_cache
+def without_transactions(engine: Engine) -> Engine:
+    """The engine for requests that only read: on PostgreSQL its connections run each statement
+    on its own (autocommit). Under READ COMMITTED every statement takes its own snapshot whether
+    or not a transaction wraps it, so the BEGIN and COMMIT around a read would be two round trips
+    that change nothing. SQLite keeps its transactions: its engine emits its own BEGIN."""
+    return engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
 from api.responses import PlainJSONResponse
-from api.routing import CommitInWorkerRoute
+from api.routing import CommitInWorkerRoute, reads_only
 from services.accounts.principal import Principal
 from services.cases import service
 
@@ -102,6 +102,7 @@ def submit_case(body: SubmitCase, principal: Principal = Depends(current_princip
                         "`sla=overdue` narrows to cases the SLA sweep has marked so. Pages of 20; pass "
                         "`next_cursor` back as `cursor`.",
             responses=errors(401, 422))
+@reads_only
 def list_cases(state: str | None = Query(default=None, max_length=20, examples=["accepted"]),
                matter_code: str | None = Query(default=None, max_length=64, examples=["residence-certificate"]),
                sla: Literal["due_soon", "overdue"] | None = Query(default=None),
@@ -114,6 +115,7 @@ def list_cases(state: str | None = Query(default=None, max_length=20, examples=[
 
 
 @router.get("/cases/{case_id}", summary="A case with its history", responses=errors(401, 404))
+@reads_only
 def get_case(case_id: str, principal: Principal = Depends(current_principal),
              session: Session = Depends(get_session)) -> dict[str, Any]:
     return _json(service.get_case_view(session, principal=principal, case_id=case_id))
@@ -121,6 +123,7 @@ def get_case(case_id: str, principal: Principal = Depends(current_principal),
 
 @router.get("/cases/{case_id}/actions", summary="What the caller may do with the case now",
             responses=errors(401, 404))
+@reads_only
 def case_actions(case_id: str, principal: Principal = Depends(current_principal),
                  session: Session = Depends(get_session)) -> list[dict[str, Any]]:
     return _json(service.available_actions_for(session, principal=principal, case_id=case_id))

@@ -1,0 +1,44 @@
+"""Routes marked `reads_only` run their statements without a transaction on PostgreSQL (no BEGIN
+and COMMIT round trips); every other route still runs in one. SQLite keeps its transactions."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from tests.api.test_cases_lifecycle import CLERK, new_case
+from tests.services.cases.helpers import staff
+from tests.support import act, auth
+
+
+@pytest.fixture
+def statements(engine):
+    """(autocommit, SQL) of each statement the app runs while the test records."""
+    seen: list[tuple[bool, str]] = []
+
+    def record(connection, _cursor, statement, *_):
+        seen.append((bool(getattr(connection.connection.dbapi_connection, "autocommit", False)), statement))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_case_reads_run_without_a_transaction_and_actions_within_one(client, engine, statements):
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite keeps its transactions: its engine emits its own BEGIN IMMEDIATE")
+    citizen, case = new_case(client)
+    clerk = staff(client, CLERK)
+    statements.clear()
+    for path in (f"/api/v1/cases/{case['id']}", f"/api/v1/cases/{case['id']}/actions", "/api/v1/cases"):
+        for token in (citizen, clerk):
+            assert client.get(path, headers=auth(token)).status_code == 200
+    reads = list(statements)
+    assert reads and all(autocommit for autocommit, _ in reads), reads
+
+    statements.clear()
+    accepted = act(client, clerk, case, "accept")
+    assert accepted.status_code == 200, accepted.text
+    assert statements and not any(autocommit for autocommit, _ in statements), statements
+    # and the read after it sees what the action committed
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=auth(citizen)).json()["state"] == "accepted"
