@@ -3,6 +3,7 @@
 import threading
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -34,7 +35,20 @@ def take_value(session: Session, *, name: str) -> int:
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
         return next_value(session, name=name)
-    with _counter_engine(bind.engine).connect() as connection:  # autocommit: the upsert is its own transaction
+    engine = _counter_engine(bind.engine)
+    try:
+        return _upsert_alone(engine, name)
+    except DBAPIError as error:
+        # A connection the database dropped (a restart) is found here rather than pinged before
+        # every number: SQLAlchemy has discarded it with the pool, so once more on a fresh one.
+        # At worst the lost attempt had counted: a gap.
+        if not error.connection_invalidated:
+            raise
+        return _upsert_alone(engine, name)
+
+
+def _upsert_alone(engine: Engine, name: str) -> int:
+    with engine.connect() as connection:  # autocommit: the upsert is its own transaction
         return int(connection.execute(_UPSERT, {"name": name}).one()[0])
 
 
@@ -48,7 +62,7 @@ def _counter_engine(bind: Engine) -> Engine:
             engine = _engines.get(key)
             if engine is None:
                 # AUTOCOMMIT: one round trip per number, not three (BEGIN, the upsert, COMMIT)
-                engine = create_engine(bind.url, pool_size=COUNTER_POOL_SIZE, max_overflow=0, pool_pre_ping=True,
-                                       pool_timeout=10, isolation_level="AUTOCOMMIT")
+                engine = create_engine(bind.url, pool_size=COUNTER_POOL_SIZE, max_overflow=0, pool_timeout=10,
+                                       isolation_level="AUTOCOMMIT")
                 _engines[key] = engine
     return engine

@@ -67,3 +67,22 @@ def test_take_value_is_unique_under_concurrent_callers(seeded):
     for thread in threads:
         thread.join(timeout=60)
     assert len(values) == 40 and len(set(values)) == 40
+
+
+def test_take_value_survives_connections_the_database_dropped(seeded):
+    """The counter pool pings no connection before use: a connection the server closed (a
+    restart) fails once, is discarded, and the number is taken on a fresh one."""
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":
+        return  # taken in the caller's transaction there: no pool of its own
+    from sqlalchemy import text
+
+    with Session(engine) as session:
+        first = take_value(session, name="test:dropped")
+        with engine.connect() as admin:  # what a restart does to the counter pool's connections
+            ended = admin.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle' "
+                "AND query LIKE 'INSERT INTO counters%'")).scalar_one()
+        assert ended >= 1
+        assert take_value(session, name="test:dropped") > first
