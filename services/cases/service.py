@@ -21,9 +21,9 @@ from services.cases import repository
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
-from services.db import utcnow
+from services.db import insert_now, utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.files.service import get_own_unattached_file
+from services.files.service import attach_to_case, get_own_unattached_file
 from services.matters import service as matters
 from services.notifications.service import notify_case_action
 from services.outbox.service import enqueue
@@ -213,10 +213,9 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     if consent is not None:
         use_consent(session, consent=consent, case_id=case.id)
     if idempotency_key:
-        session.add(IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
-                                      case_id=case.id))
         try:
-            session.flush()
+            insert_now(session, IdempotencyRecord(principal=principal.key, key=idempotency_key,
+                                                  request_sha256=fingerprint, case_id=case.id))
         except IntegrityError as error:  # the same key is being submitted concurrently
             raise Conflict("相同幂等键的请求正在处理，请稍后重试", code="idempotency_in_progress") from error
     # An online application's view is known from what was just written; a helper's names a
@@ -276,8 +275,7 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
         form=form, created_by="helper" if receiving_point_id else "self", created_by_principal=principal.key,
         submitted_at=now, updated_at=now, bundle_case_id=bundle_case_id,
     )
-    session.add(case)
-    session.flush()
+    insert_now(session, case, persistent=True)
     _attach_materials(session, case=case, material_rows=material_rows)
     submitted = _append_event(session, case=case, action="submit", from_state=None, to_state=case.state,
                               principal=principal, comment=None, payload={"routing_reason": decision.reason},
@@ -292,12 +290,12 @@ def _attach_materials(session: Session, *, case: Case, material_rows: list) -> N
 
     cited_by = session.info.get("onestop.cases.cited_by", {})
     material_names = None
-    for code, file_record, certificate in material_rows:
-        session.add(CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
-                                 certificate_id=certificate.id if certificate else None))
-        if file_record is not None:
-            file_record.case_id = case.id
-            session.add(file_record)
+    insert_now(session, *(CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
+                                        certificate_id=certificate.id if certificate else None)
+                           for code, file_record, certificate in material_rows))
+    attach_to_case(session, [file_record for _, file_record, _ in material_rows if file_record is not None],
+                   case_id=case.id)
+    for code, _, certificate in material_rows:
         if certificate is None:
             continue
         if material_names is None:
@@ -420,7 +418,7 @@ def _append_event(session: Session, *, case: Case, action: str, from_state: str 
                       actor_name=principal.name if principal else "", comment=comment, payload=payload,
                       created_at=utcnow(), prev_hash=previous[1] if previous else GENESIS_HASH, hash="")
     event.hash = _event_hash(event.prev_hash, event)
-    session.add(event)
+    insert_now(session, event)  # append-only: nothing changes it later
     return event
 
 

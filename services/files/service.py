@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import timedelta, timezone
 
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.principal import Principal
@@ -159,3 +161,17 @@ def expire_if_unattached(session: Session, *, file_id: str) -> bool:
     get_storage().delete(record.storage_key)
     log.info("unattached upload deleted", extra={"file_id": file_id})
     return True
+
+
+_FILES = StoredFile.__table__
+_ATTACH = update(_FILES).where(_FILES.c.id.in_(bindparam("file_ids", expanding=True))).values(
+    case_id=bindparam("case_id"))
+
+
+def attach_to_case(session: Session, files: list[StoredFile], *, case_id: str) -> None:
+    """Mark uploaded files as a case's materials (kept from now on), in one UPDATE at once."""
+    if not files:
+        return
+    session.connection().execute(_ATTACH, {"file_ids": [file.id for file in files], "case_id": case_id})
+    for file in files:
+        set_committed_value(file, "case_id", case_id)
