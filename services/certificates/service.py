@@ -44,10 +44,10 @@ from services.sequences.repository import next_value
 from services.subjects.identity_numbers import InvalidSubjectNumber, parse_subject_number, redact_numbers
 from services.subjects.models import Subject
 from services.subjects.protection import get_protector
+from services.sla.calendar import CHINA
 
 log = logging.getLogger("onestop.certificates")
 
-CHINA = dt.timezone(dt.timedelta(hours=8))
 PAGE_SIZE = 20
 
 TERMINAL = frozenset({"annulled", "cancelled", "expired", "revoked"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, update
@@ -24,10 +24,10 @@ from services.points.models import ServicePoint, Staff
 from services.subjects.identity_numbers import parse_person_number
 from services.subjects.models import Subject
 from services.subjects.repository import get_or_create_subject
+from services.sla.calendar import CHINA
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a counter
 CODE_LENGTH = 6
-CHINA = timezone(timedelta(hours=8))
 
 
 class ConsentNotFound(NotFound):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,9 +17,9 @@ from services.evaluations.models import Evaluation, Rectification
 from services.evaluations.settings import get_evaluation_settings
 from services.points.models import ServicePoint, Staff
 from services.regions.repository import ancestors, subtree_prefix
+from services.sla.calendar import CHINA
 
 log = logging.getLogger("onestop.evaluations")
-CHINA = timezone(timedelta(hours=8))
 
 LEVELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 BAD_LEVELS = frozenset({1, 2})

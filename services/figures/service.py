@@ -20,7 +20,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -39,10 +39,10 @@ from services.regions.repository import subtree_prefix
 from services.routing.service import UnknownRegion
 from services.sla.calendar import get_calendar, today_in_china
 from services.sla.settings import get_sla_settings
+from services.sla.calendar import CHINA
 from workflows.calendar import statutory_years
 
 log = logging.getLogger("onestop.figures")
-CHINA = timezone(timedelta(hours=8))
 
 WIDE_ROLES = ("supervisor", "admin")  # a jurisdiction subtree
 POINT_ROLES = ("clerk", "reviewer")  # their own point

@@ -17,10 +17,10 @@ from services.figures.settings import get_figures_settings
 from services.outbox.models import OutboxJob
 from services.outbox.service import handler
 from services.db import insert_ignoring_conflicts
+from services.sla.calendar import CHINA
 
 log = logging.getLogger("onestop.figures")
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
-CHINA = timezone(timedelta(hours=8))
 
 
 def _add_job(session: Session, *, kind: str, at: datetime, now: datetime) -> None:

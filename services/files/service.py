@@ -8,7 +8,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -21,13 +21,13 @@ from services.errors import InvalidInput, NotFound, PayloadTooLarge, Unsupported
 from services.files.models import StoredFile
 from services.files.storage import get_storage
 from services.outbox.models import OutboxJob
+from services.sla.calendar import CHINA
 
 log = logging.getLogger("onestop.files")
 
 # How long an upload may wait to be attached to a case (or kept by a consent) before it is deleted.
 UNATTACHED_LIFETIME = timedelta(days=1)
 _HEAD = 16
-CHINA = timezone(timedelta(hours=8))
 
 
 class FileTooLarge(PayloadTooLarge):

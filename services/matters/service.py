@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from services.errors import Forbidden, InvalidInput, NotFound
 from services.matters import repository
 from services.matters.models import MatterVersion
 from services.pagination import decode_cursor, encode_cursor
+from services.sla.calendar import CHINA
 from workflows.catalogue import (Catalogue, CatalogueError, Matter, build_matter, canonical_definition,
                                  canonical_lifecycle, default_catalogue, default_lifecycles, load_catalogue,
                                  matter_sha256)
@@ -35,7 +36,6 @@ __all__ = ["CatalogueError", "MatterNotFound", "UnknownMatter", "MatterVersionNo
            "current_matter", "matter_version", "list_matters", "matter_view", "get_matter", "require_matter",
            "sync_catalogue", "ensure_catalogue_loads", "save_matter_version", "list_versions", "today_in_china"]
 
-CHINA = timezone(timedelta(hours=8))
 
 
 class MatterNotFound(NotFound):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -23,9 +23,9 @@ from services.errors import OnestopError
 from services.notifications.models import Notification
 from services.notifications.settings import get_notification_settings
 from services.outbox.service import enqueue
+from services.sla.calendar import CHINA
 
 log = logging.getLogger("onestop.notifications")
-CHINA = timezone(timedelta(hours=8))
 JOB_KIND = "notify_case_event"
 
 EVENTS = ("accepted", "correction_needed", "decided", "certificate_ready", "overdue_apology", "rectified")
