@@ -275,24 +275,27 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
         form=form, created_by="helper" if receiving_point_id else "self", created_by_principal=principal.key,
         submitted_at=now, updated_at=now, bundle_case_id=bundle_case_id,
     )
-    insert_now(session, case, persistent=True)
+    submitted = _new_event(case=case, action="submit", from_state=None, to_state=case.state, principal=principal,
+                           comment=None, payload={"routing_reason": decision.reason}, previous=None)
+    insert_now(session, case, *_material_records(case, material_rows), submitted, persistent=[case])
     _attach_materials(session, case=case, material_rows=material_rows)
-    submitted = _append_event(session, case=case, action="submit", from_state=None, to_state=case.state,
-                              principal=principal, comment=None, payload={"routing_reason": decision.reason},
-                              first=True)
     return case, decision, submitted
 
 
+def _material_records(case: Case, material_rows: list) -> list[CaseMaterial]:
+    return [CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
+                         certificate_id=certificate.id if certificate else None)
+            for code, file_record, certificate in material_rows]
+
+
 def _attach_materials(session: Session, *, case: Case, material_rows: list) -> None:
-    """Store the case's materials. A cited certificate (免证办) is a use its holder sees in the
-    certificate's log: who cited it (the applicant, or the helper filing for them), for which case."""
+    """What a stored case's materials change elsewhere: its uploaded files are kept, and a cited
+    certificate (免证办) is a use its holder sees in the certificate's log: who cited it (the
+    applicant, or the helper filing for them), for which case."""
     from services.certificates.service import record_usage
 
     cited_by = session.info.get("onestop.cases.cited_by", {})
     material_names = None
-    insert_now(session, *(CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
-                                        certificate_id=certificate.id if certificate else None)
-                           for code, file_record, certificate in material_rows))
     attach_to_case(session, [file_record for _, file_record, _ in material_rows if file_record is not None],
                    case_id=case.id)
     for code, _, certificate in material_rows:
@@ -409,16 +412,24 @@ def _event_hash(prev_hash: str, event: CaseEvent) -> str:
 
 def _append_event(session: Session, *, case: Case, action: str, from_state: str | None, to_state: str,
                   principal: Principal | None, comment: str | None, payload: dict[str, Any],
-                  first: bool = False, head: tuple[int, str] | None = None) -> CaseEvent:
+                  head: tuple[int, str] | None = None) -> CaseEvent:
     """`head`: the (seq, hash) of the newest event when the caller read it with the case at the
     version it has just moved on from (else it is read here)."""
-    previous = None if first else head or repository.last_event(session, case_id=case.id)
+    previous = head or repository.last_event(session, case_id=case.id)
+    event = _new_event(case=case, action=action, from_state=from_state, to_state=to_state, principal=principal,
+                       comment=comment, payload=payload, previous=previous)
+    insert_now(session, event)  # append-only: nothing changes it later
+    return event
+
+
+def _new_event(*, case: Case, action: str, from_state: str | None, to_state: str, principal: Principal | None,
+               comment: str | None, payload: dict[str, Any], previous: tuple[int, str] | None) -> CaseEvent:
+    """The case's next event, chained to `previous` (seq, hash), or its first when None."""
     event = CaseEvent(case_id=case.id, seq=(previous[0] + 1) if previous else 1, action=action,
                       from_state=from_state, to_state=to_state, actor=principal.key if principal else "system",
                       actor_name=principal.name if principal else "", comment=comment, payload=payload,
                       created_at=utcnow(), prev_hash=previous[1] if previous else GENESIS_HASH, hash="")
     event.hash = _event_hash(event.prev_hash, event)
-    insert_now(session, event)  # append-only: nothing changes it later
     return event
 
 
@@ -676,6 +687,7 @@ class Supplement(ActionRules):
         rows, form = prepared["rows"], prepared["form"]
         if rows:
             repository.remove_materials(session, case_id=case.id, codes=[code for code, _, _ in rows])
+            insert_now(session, *_material_records(case, rows))
             _attach_materials(session, case=case, material_rows=rows)
         changes: dict[str, Any] = {}
         summary: dict[str, Any] = {"materials": [code for code, _, _ in rows]}
