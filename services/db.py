@@ -85,11 +85,22 @@ def get_engine() -> Engine:
 
 @lru_cache
 def without_transactions(engine: Engine) -> Engine:
-    """The engine for requests that only read: on PostgreSQL its connections run each statement
-    on its own (autocommit). Under READ COMMITTED every statement takes its own snapshot whether
-    or not a transaction wraps it, so the BEGIN and COMMIT around a read would be two round trips
-    that change nothing. SQLite keeps its transactions: its engine emits its own BEGIN."""
-    return engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
+    """The engine for requests that only read. SQLite keeps its transactions (its engine emits
+    its own BEGIN) and its one engine. On PostgreSQL, a pool of its own whose connections
+
+    - run each statement on its own (autocommit): under READ COMMITTED every statement takes its
+      own snapshot whether or not a transaction wraps it, so the BEGIN and COMMIT around a read
+      would be two round trips that change nothing;
+    - keep the generic plan of a prepared statement (`plan_cache_mode=force_generic_plan`)
+      instead of letting PostgreSQL re-plan it for every set of values when the custom plan's
+      estimate comes out cheaper. The reads are written so that their plan does not depend on
+      the values (keys, literal page sizes, ranges rather than LIKE patterns); the work-queue
+      page was re-planned on every request at 10k cases — planning cost 4-7 ms of database CPU
+      for an execution of 0.7 ms, the same plan every time."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    return create_engine(engine.url, pool_size=10, max_overflow=10, isolation_level="AUTOCOMMIT",
+                         connect_args={"options": "-c plan_cache_mode=force_generic_plan"})
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyReco
 from services.certificates.models import Certificate
 from services.db import UTCDateTime
 from services.points.models import ServicePoint, Staff
+from services.regions.codes import subtree_range
 from services.regions.repository import subtree_prefix
 from services.subjects.models import Subject
 from workflows.catalogue import finished_states
@@ -77,7 +78,8 @@ _SHAPES = {
     "citizen_subject": lambda: or_(Case.subject_id == bindparam("v_subject_id"),
                                    Case.created_by_principal == bindparam("v_principal")),
     "citizen": lambda: Case.created_by_principal == bindparam("v_principal"),
-    "region": lambda: Case.region_code.startswith(bindparam("v_prefix", type_=String)),
+    "region": lambda: (Case.region_code >= bindparam("v_low", type_=String)) & (
+        Case.region_code < bindparam("v_high", type_=String)),
     "helper": lambda: Case.created_by_principal == bindparam("v_principal"),
     "point": lambda: or_(Case.handling_point_id == bindparam("v_point"), Case.receiving_point_id == bindparam("v_point")),
 }
@@ -91,7 +93,8 @@ def _visibility(principal: Principal) -> tuple[str, dict[str, Any]]:
         return "citizen", {"v_principal": principal.key}
     role = principal.roles[0] if principal.roles else ""
     if role in ("supervisor", "admin") and principal.jurisdiction_code:
-        return "region", {"v_prefix": subtree_prefix(principal.jurisdiction_code)}
+        low, high = subtree_range(principal.jurisdiction_code)
+        return "region", {"v_low": low, "v_high": high}
     if role == "helper":
         return "helper", {"v_principal": principal.key}
     return "point", {"v_point": principal.service_point_id}

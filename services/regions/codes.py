@@ -53,6 +53,16 @@ def subtree_prefix(code: str) -> str:
     return code[: _PREFIX_LENGTHS[level_of(code)]]
 
 
+def subtree_range(code: str) -> tuple[str, str]:
+    """(low, high): the codes of `code`'s subtree are exactly those with low <= c < high, a
+    comparison an index serves with bound values (a LIKE 'prefix%' pattern it serves only when
+    the planner sees the value). County 361130000000 -> ("361130", "361131")."""
+    prefix = subtree_prefix(code)
+    following = str(int(prefix) + 1).zfill(len(prefix))
+    # all nines: nothing follows at this length, and every 12-digit code sorts before 13 nines
+    return prefix, following if len(following) == len(prefix) else "9" * 13
+
+
 def structural_ancestors(code: str) -> list[str]:
     """Candidate ancestor codes from the digits, root first, excluding `code` itself.
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event
 
+from services.db import without_transactions
+
 from tests.api.test_cases_lifecycle import CLERK, new_case
 from tests.services.cases.helpers import staff
 from tests.support import act, auth
@@ -13,15 +15,30 @@ from tests.support import act, auth
 
 @pytest.fixture
 def statements(engine):
-    """(autocommit, SQL) of each statement the app runs while the test records."""
+    """(autocommit, SQL) of each statement the app runs while the test records, on the main
+    engine and on the reads' own (a pool of its own on PostgreSQL)."""
     seen: list[tuple[bool, str]] = []
 
     def record(connection, _cursor, statement, *_):
         seen.append((bool(getattr(connection.connection.dbapi_connection, "autocommit", False)), statement))
 
-    event.listen(engine, "before_cursor_execute", record)
+    engines = {engine, without_transactions(engine)}
+    for each in engines:
+        event.listen(each, "before_cursor_execute", record)
     yield seen
-    event.remove(engine, "before_cursor_execute", record)
+    for each in engines:
+        event.remove(each, "before_cursor_execute", record)
+
+
+def test_reads_keep_generic_plans(engine):
+    """The reads' pool keeps a prepared statement's generic plan: PostgreSQL would otherwise
+    re-plan the work-queue page on every request once a custom plan's estimate came out cheaper."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("PostgreSQL's plan cache")
+    with without_transactions(engine).connect() as connection:
+        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_generic_plan"
+    with engine.connect() as connection:  # writes and everything else plan as PostgreSQL chooses
+        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "auto"
 
 
 def test_case_reads_run_without_a_transaction_and_actions_within_one(client, engine, statements):

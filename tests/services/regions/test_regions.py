@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from services.regions import repository as repo
 from services.regions.codes import (LEVELS, is_region_code, level_of, structural_ancestors,
-                                    subtree_prefix)
+                                    subtree_prefix, subtree_range)
 from services.regions.importer import (HEADER, ImportReport, InvalidRegionFile,
                                        default_regions_file, import_regions)
 from services.regions.models import Region
@@ -100,6 +100,16 @@ def test_structure(code, level, ancestors, prefix):
     assert subtree_prefix(code) == prefix
     assert repo.subtree_prefix(code) == prefix
     assert code.startswith(prefix)
+
+
+@pytest.mark.parametrize("code", [JIANGXI, NANCHANG, SHANGRAO, WUYUAN, ZIYANG, XIUXI, "999999000000"])
+def test_a_subtree_is_a_range_of_codes(code):
+    low, high = subtree_range(code)
+    assert low == subtree_prefix(code)
+    codes = [row[0] for row in jiangxi_rows()] + [code, "999999999999", "000000000000"]
+    # the range holds exactly the codes that share the prefix, in byte order and in number order
+    assert {c for c in codes if low <= c < high} == {c for c in codes if c.startswith(low)}
+    assert all(len(c) == 12 and c.isdigit() for c in codes)
 
 
 def test_structure_rejects_non_codes():
