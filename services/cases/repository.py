@@ -17,7 +17,7 @@ from sqlmodel import Session
 from services.accounts.principal import Principal
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.models import Certificate
-from services.db import UTCDateTime
+from services.db import UTCDateTime, plain_rows
 from services.points.models import ServicePoint, Staff
 from services.regions.codes import subtree_range
 from services.regions.repository import subtree_prefix
@@ -133,7 +133,7 @@ def get_visible_case_and_head(session: Session, *, case_id: str,
 def get_visible_case_for_view(session: Session, *, case_id: str, principal: Principal) -> tuple[Any, Any] | None:
     """The case (a row) with what its view needs from other tables (applicant, assignee, points)."""
     shape, parameters = _visibility(principal)
-    row = session.execute(_one_case(shape, for_view=True, lock=False), {"case_id": case_id, **parameters}).first()
+    row = plain_rows(session, _one_case(shape, for_view=True, lock=False), {"case_id": case_id, **parameters}).first()
     return (row, row) if row is not None else None
 
 
@@ -175,7 +175,7 @@ def list_visible_cases(session: Session, *, principal: Principal, filters: CaseF
     query = _page(shape, by_state=bool(filters.state), by_matter=bool(filters.matter_code),
                   by_flag=bool(filters.sla_flag), unfinished=filters.unfinished and not filters.state,
                   sort=sort, after_cursor=bool(after), limit=limit)
-    return [(row, row) for row in session.execute(query, parameters).all()]
+    return [(row, row) for row in plain_rows(session, query, parameters).all()]
 
 
 def _sort_key(sort: str):
@@ -278,7 +278,7 @@ def case_details(session: Session, *, case_ids: list[str], with_history: bool, w
     """Materials, issued certificates, the history (optional) and the view extras (optional) of
     these cases in ONE round trip (see _details_statement)."""
     details = CaseDetails()
-    rows = session.execute(_details_statement(with_history, with_extras), {"case_ids": case_ids}).all()
+    rows = plain_rows(session, _details_statement(with_history, with_extras), {"case_ids": case_ids}).all()
     for row in sorted(rows, key=lambda r: (r[1], r[2], r[3] or "")):
         case_id, kind, position, t1, t2, t3, t4, t5, t6, t7, t8, at, payload = row
         if kind == "e":
@@ -324,7 +324,7 @@ _MATERIAL_CODES = select(CaseMaterial.code).where(CaseMaterial.case_id == bindpa
 
 
 def material_codes(session: Session, *, case_id: str) -> set[str]:
-    return set(session.execute(_MATERIAL_CODES, {"case_id": case_id}).scalars())
+    return set(plain_rows(session, _MATERIAL_CODES, {"case_id": case_id}).scalars())
 
 
 def remove_materials(session: Session, *, case_id: str, codes: list[str]) -> None:
