@@ -30,8 +30,9 @@ async def _transaction(request: Request) -> AsyncIterator[Session]:
     if getattr(request.scope.get("endpoint"), "reads_only", False):  # api.routing.reads_only
         engine = without_transactions(engine)
     session = Session(engine, expire_on_commit=False)
-    # each statement committed on its own (PostgreSQL): nothing is left to commit or roll back
-    session.info["no_transaction"] = engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    # the reads' own pool (PostgreSQL) commits each statement on its own: nothing is left to
+    # commit or roll back; on SQLite the reads keep the one engine and their transactions
+    session.info["no_transaction"] = engine is not get_engine()
     try:
         yield session
         await _in_thread(session, session.commit)

@@ -48,12 +48,13 @@ def _with_view_columns(query):
             .outerjoin(_receiving, _receiving.id == Case.receiving_point_id))
 
 
-_IDEMPOTENCY_RECORD = select(IdempotencyRecord).where(IdempotencyRecord.principal == bindparam("principal"),
-                                                      IdempotencyRecord.key == bindparam("key"))
+_IDEMPOTENCY_RECORD = select(IdempotencyRecord.request_sha256, IdempotencyRecord.case_id).where(
+    IdempotencyRecord.principal == bindparam("principal"), IdempotencyRecord.key == bindparam("key"))
 
 
-def find_idempotency_record(session: Session, *, principal: str, key: str) -> IdempotencyRecord | None:
-    return session.execute(_IDEMPOTENCY_RECORD, {"principal": principal, "key": key}).scalars().first()
+def find_idempotency_record(session: Session, *, principal: str, key: str):
+    """(request_sha256, case_id) of an earlier request with this key, or None."""
+    return plain_rows(session, _IDEMPOTENCY_RECORD, {"principal": principal, "key": key}).first()
 
 
 def visibility_filter(principal: Principal):
