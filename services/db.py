@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from sqlalchemy import event, inspect, make_url
@@ -147,34 +147,72 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+class Write(NamedTuple):
+    """One statement of `write_at_once`: a Core INSERT, UPDATE or DELETE built once (it is
+    compiled once per statement object and set of row keys), and its rows of parameters."""
+
+    statement: Any
+    rows: list[dict[str, Any]]
+
+
+def write_at_once(session: Session, *writes: Write) -> list[int]:
+    """Run the writes in order in the session's transaction, at once: on PostgreSQL straight
+    through psycopg in one round trip (a pipeline), elsewhere one Core execution each. Returns
+    each write's row count. A broken constraint raises SQLAlchemy's IntegrityError, as a flush
+    would; on PostgreSQL the writes after it were not run, and the transaction must be rolled
+    back either way."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return [connection.execute(write.statement, write.rows[0] if len(write.rows) == 1 else write.rows).rowcount
+                for write in writes]
+    raw = connection.connection.dbapi_connection  # psycopg's, inside this session's transaction
+    cursors = []
+    try:
+        with raw.pipeline():
+            for write in writes:
+                sql, names, defaults, adapters = _raw_statement(write.statement, tuple(write.rows[0]),
+                                                                connection.dialect)
+                cursor = raw.cursor()
+                cursor.executemany(sql, [[adapt(row.get(name, defaults.get(name)))
+                                          for name, adapt in zip(names, adapters)] for row in write.rows])
+                cursors.append(cursor)
+    except psycopg.IntegrityError as error:
+        raise IntegrityError(str(error), None, error) from error
+    return [cursor.rowcount for cursor in cursors]
+
+
 def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLModel] = ()) -> None:
     """INSERT new objects' rows at once, without the unit of work: on the request path the ORM's
-    flush costs several times the statements themselves. On PostgreSQL the rows go to psycopg
-    directly, all in one round trip (a pipeline); elsewhere one Core statement per table. Tables
-    are written in the order their first object comes; a broken constraint raises SQLAlchemy's
-    IntegrityError, as a flush would. An autoincrement key an object leaves empty stays empty on
-    it. `persistent`: those of the objects (keys set) that then join the session as if just
-    loaded, so that a later change to them is flushed as an UPDATE; the others stay outside it,
-    plain records of what was written."""
+    flush costs several times the statements themselves (`write_at_once`: one round trip on
+    PostgreSQL). Tables are written in the order their first object comes; a broken constraint
+    raises SQLAlchemy's IntegrityError, as a flush would. An autoincrement key an object leaves
+    empty stays empty on it. `persistent`: those of the objects (keys set) that then join the
+    session as if just loaded, so that a later change to them is flushed as an UPDATE; the
+    others stay outside it, plain records of what was written."""
     persistent = list(persistent)
     for obj in persistent:
         if None in inspect(obj).mapper.primary_key_from_instance(obj):
             raise ValueError("only an object with its primary key set can join the session after insert_now")
-    by_shape: dict = {}
-    for obj in objects:
-        table = type(obj).__table__
-        row = {column.key: getattr(obj, column.key) for column in table.columns
-               if not (column.primary_key and getattr(obj, column.key) is None)}
-        by_shape.setdefault((table, tuple(row)), []).append(row)
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        _insert_in_one_round_trip(connection, by_shape)
-    else:
-        for (table, _), rows in by_shape.items():
-            connection.execute(_plain_insert(table), rows)
+    write_at_once(session, *inserting(*objects))
     for obj in persistent:
         make_transient_to_detached(obj)
         session.add(obj)
+
+
+def inserting(*objects: SQLModel) -> list[Write]:
+    """The INSERTs of new objects' rows (one write per table and set of columns, in the order the
+    tables first come), for write_at_once."""
+    by_shape: dict = {}
+    for obj in objects:
+        row = row_of(obj)
+        by_shape.setdefault((type(obj).__table__, tuple(row)), []).append(row)
+    return [Write(_plain_insert(table), rows) for (table, _), rows in by_shape.items()]
+
+
+def row_of(obj: SQLModel) -> dict[str, Any]:
+    """An object's column values for an INSERT, without an autoincrement key left empty."""
+    return {column.key: getattr(obj, column.key) for column in type(obj).__table__.columns
+            if not (column.primary_key and getattr(obj, column.key) is None)}
 
 
 @lru_cache(maxsize=64)
@@ -182,27 +220,26 @@ def _plain_insert(table):
     return table.insert()
 
 
-def _insert_in_one_round_trip(connection, by_shape: dict) -> None:
-    raw = connection.connection.dbapi_connection  # psycopg's, inside this session's transaction
-    try:
-        with raw.pipeline(), raw.cursor() as cursor:
-            for (table, names), rows in by_shape.items():
-                sql, adapters = _raw_insert(table, names, connection.dialect)
-                cursor.executemany(sql, [[adapt(row[name]) for name, adapt in zip(names, adapters)]
-                                         for row in rows])
-    except psycopg.IntegrityError as error:
-        raise IntegrityError(str(error), None, error) from error
+@lru_cache(maxsize=256)
+def _raw_statement(statement, keys: tuple[str, ...], dialect):
+    """The statement as psycopg takes it (`%s` placeholders in order), the parameter name of
+    each, the values of the parameters the statement carries itself (`version + 1`), and each
+    one's conversion. An INSERT names only the columns its rows have."""
+    from sqlalchemy.sql.dml import Insert
+
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys) if isinstance(statement, Insert) else None)
+    names = tuple(compiled.positiontup) if compiled.positional else _pyformat_names(compiled)
+    sql = compiled.string
+    for name in names:
+        sql = sql.replace(f"%({name})s", "%s")
+    return (sql, names, {name: value for name, value in compiled.params.items() if value is not None},
+            [_raw_adapter(compiled.binds[name].type, dialect) for name in names])
 
 
-@lru_cache(maxsize=128)
-def _raw_insert(table, names: tuple[str, ...], dialect):
-    """`INSERT INTO t (a, b) VALUES (%s, %s)` for psycopg, with each value's conversion."""
-    columns = [table.columns[name] for name in names]
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        dialect.identifier_preparer.format_table(table),
-        ", ".join(dialect.identifier_preparer.format_column(column) for column in columns),
-        ", ".join(["%s"] * len(columns)))
-    return sql, [_raw_adapter(column.type, dialect) for column in columns]
+def _pyformat_names(compiled) -> tuple[str, ...]:
+    import re
+
+    return tuple(re.findall(r"%\((\w+)\)s", compiled.string))
 
 
 def _raw_adapter(column_type, dialect):

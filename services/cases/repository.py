@@ -17,7 +17,7 @@ from sqlmodel import Session
 from services.accounts.principal import Principal
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.models import Certificate
-from services.db import UTCDateTime, plain_rows
+from services.db import UTCDateTime, Write, plain_rows, write_at_once
 from services.points.models import ServicePoint, Staff
 from services.regions.codes import subtree_range
 from services.regions.repository import subtree_prefix
@@ -335,17 +335,22 @@ def remove_materials(session: Session, *, case_id: str, codes: list[str]) -> Non
 
 def update_if_version(session: Session, *, case_id: str, expected_version: int, values: dict) -> bool:
     """Optimistic lock: apply `values` and bump the version only if nobody changed the case."""
-    result = session.execute(_update_if_version(tuple(sorted(values))),
-                             {"w_case_id": case_id, "w_version": expected_version,
-                              **{f"v_{name}": value for name, value in values.items()}})
-    return result.rowcount == 1
+    return write_at_once(session, version_checked_update(case_id=case_id, expected_version=expected_version,
+                                                         values=values)) == [1]
+
+
+def version_checked_update(*, case_id: str, expected_version: int, values: dict) -> Write:
+    """update_if_version as a write to run with others (it changed the case iff its count is 1)."""
+    return Write(_update_if_version(tuple(sorted(values))),
+                 [{"w_case_id": case_id, "w_version": expected_version,
+                   **{f"v_{name}": value for name, value in values.items()}}])
 
 
 @lru_cache(maxsize=256)
 def _update_if_version(names: tuple[str, ...]):
     """The UPDATE for one set of changed columns, built once (every transition runs one)."""
     columns = Case.__table__.c
-    return (update(Case).where(Case.id == bindparam("w_case_id"), Case.version == bindparam("w_version"))
-            .values(version=Case.version + 1,
-                    **{name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
-            .execution_options(synchronize_session=False))
+    return (update(Case.__table__).where(columns.id == bindparam("w_case_id"),
+                                         columns.version == bindparam("w_version"))
+            .values(version=columns.version + 1,
+                    **{name: bindparam(f"v_{name}", type_=columns[name].type) for name in names}))

@@ -21,12 +21,13 @@ from services.cases import repository
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
-from services.db import insert_now, utcnow
+from services.db import insert_now, inserting, utcnow, write_at_once
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.files.service import attach_to_case, get_own_unattached_file
 from services.matters import service as matters
-from services.notifications.service import notify_case_action
-from services.outbox.service import enqueue
+from services.notifications.service import notice_of_action
+from services.outbox.models import OutboxJob
+from services.outbox.service import adding_jobs
 from services.pagination import decode_cursor, encode_cursor
 from services.points.models import ServicePoint, ServiceWindow, Staff
 from services.points.repository import clerk_loads
@@ -401,6 +402,14 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
 
 # ---------------------------------------------------------------- history
 
+EVENT_SEQ_CONSTRAINT = "uq_case_events_case_id_seq"  # one event per (case, seq): two appends race on it
+
+
+def _constraint_of(error: IntegrityError) -> str | None:
+    """The constraint PostgreSQL names in the error (SQLite names none)."""
+    return getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+
+
 def _event_hash(prev_hash: str, event: CaseEvent) -> str:
     body = json.dumps({
         "case_id": event.case_id, "seq": event.seq, "action": event.action, "from": event.from_state,
@@ -534,15 +543,26 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
     values.update(changes)
     values.update(_clock_changes(case, matter=matter, sla=decision.sla, to_state=to_state, calendar=working_days,
                                  today=today, now=now, payload=payload))
-    if not repository.update_if_version(session, case_id=case.id, expected_version=version, values=values):
+    event = _new_event(case=case, action=action, from_state=decision.from_state, to_state=to_state,
+                       principal=principal, comment=comment, payload=event_payload,
+                       previous=head or repository.last_event(session, case_id=case.id))
+    jobs = [OutboxJob(kind=effect, payload={"case_id": case.id}, dedupe_key=f"{effect}:{case.id}")
+            for effect in decision.effects]
+    notice = notice_of_action(case_id=case.id, action=action, to_state=to_state, seq=event.seq)
+    jobs += [notice] if notice is not None else []
+    # the change, its history event and its effects: one round trip on PostgreSQL
+    writes = [repository.version_checked_update(case_id=case.id, expected_version=version, values=values),
+              *inserting(event)] + ([adding_jobs(session, jobs)] if jobs else [])
+    try:
+        changed = write_at_once(session, *writes)[0]
+    except IntegrityError as error:
+        if _constraint_of(error) != EVENT_SEQ_CONSTRAINT:
+            raise
+        changed = 0  # another action appended this seq first: it moved the case on
+    if changed != 1:  # the transaction is rolled back: nothing of this action stays
         raise StaleVersion()
     for name, value in {**values, "version": version + 1}.items():
         set_committed_value(case, name, value)
-    event = _append_event(session, case=case, action=action, from_state=decision.from_state, to_state=to_state,
-                          principal=principal, comment=comment, payload=event_payload, head=head)
-    for effect in decision.effects:
-        enqueue(session, kind=effect, payload={"case_id": case.id}, dedupe_key=f"{effect}:{case.id}")
-    notify_case_action(session, case_id=case.id, action=action, to_state=to_state, seq=event.seq)
     if case.bundle_case_id:
         child_changed(session, case=case)
     session.flush()

@@ -1,7 +1,7 @@
 """Case notices: which events the applicant hears about, what the message says (in Chinese,
 naming the matter and the next step, within WeChat's field limits), and sending it.
 
-The case engine calls `notify_case_action` after a transition; the certificate job calls
+The case engine asks `notice_of_action` for a transition's notice; the certificate job calls
 `enqueue_case_notice(event="certificate_ready")`, the SLA sweep `event="overdue_apology"`.
 Each adds a `notify_case_event` outbox job in the caller's transaction (deduplicated), which
 the worker runs: WeChat's 43101 (the user refused) is recorded and not retried; WeChat being
@@ -22,6 +22,7 @@ from services.db import utcnow
 from services.errors import OnestopError
 from services.notifications.models import Notification
 from services.notifications.settings import get_notification_settings
+from services.outbox.models import OutboxJob
 from services.outbox.service import enqueue
 from services.sla.calendar import CHINA
 
@@ -52,11 +53,16 @@ _DECISIONS: dict[str, tuple[str, str]] = {
 def enqueue_case_notice(session: Session, *, case_id: str, event: str, key: str | None = None) -> None:
     """Queue a notice about a case, in the caller's transaction. `key` distinguishes repeated
     events of one kind (e.g. the event's seq); the same (case, event, key) is queued once."""
+    job = case_notice_job(case_id=case_id, event=event, key=key)
+    enqueue(session, kind=job.kind, payload=job.payload, dedupe_key=job.dedupe_key)
+
+
+def case_notice_job(*, case_id: str, event: str, key: str | None = None) -> OutboxJob:
+    """The outbox job of a notice (see enqueue_case_notice), for the caller to write."""
     if event not in EVENTS:
         raise ValueError(f"unknown notice event {event!r}")
     dedupe = f"notify:{case_id}:{event}" + (f":{key}" if key else "")
-    enqueue(session, kind=JOB_KIND, payload={"case_id": case_id, "event": event, "dedupe": dedupe},
-            dedupe_key=dedupe)
+    return OutboxJob(kind=JOB_KIND, payload={"case_id": case_id, "event": event, "dedupe": dedupe}, dedupe_key=dedupe)
 
 
 def event_for_action(action: str, to_state: str) -> str | None:
@@ -70,11 +76,11 @@ def event_for_action(action: str, to_state: str) -> str | None:
     return None
 
 
-def notify_case_action(session: Session, *, case_id: str, action: str, to_state: str, seq: int) -> None:
-    """The case engine's one call after a transition: queue the applicant's notice, if any."""
+def notice_of_action(*, case_id: str, action: str, to_state: str, seq: int) -> OutboxJob | None:
+    """The case engine's one call for a transition: the job of the applicant's notice, if any,
+    which the engine writes with the transition."""
     event = event_for_action(action, to_state)
-    if event is not None:
-        enqueue_case_notice(session, case_id=case_id, event=event, key=str(seq))
+    return case_notice_job(case_id=case_id, event=event, key=str(seq)) if event is not None else None
 
 
 # ---------------------------------------------------------------- composing

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from services.db import insert_ignoring_conflicts, utcnow
+from services.db import Write, insert_ignoring_conflicts, row_of, utcnow, write_at_once
 from services.outbox.models import OutboxJob
 
 log = logging.getLogger("onestop.outbox")
@@ -46,10 +46,19 @@ def enqueue(session: Session, *, kind: str, payload: dict[str, Any], dedupe_key:
         job.run_after = run_after
     if dedupe_key is None:
         session.add(job)
+        _wakeup.set()
     else:
-        session.execute(insert_ignoring_conflicts(session, OutboxJob.__table__, index_elements=["dedupe_key"]),
-                        job.model_dump(exclude={"id"}))
-    _wakeup.set()
+        write_at_once(session, adding_jobs(session, [job]))
+
+
+def adding_jobs(session: Session, jobs: list[OutboxJob]) -> Write:
+    """The write that adds these jobs, each dedupe_key once (as `enqueue` does), for the caller
+    to run with the change that causes them (services.db.write_at_once)."""
+    if any(job.dedupe_key is None for job in jobs):
+        raise ValueError("jobs written with other writes need a dedupe_key")
+    _wakeup.set()  # early is harmless: a worker that finds nothing yet polls again
+    return Write(insert_ignoring_conflicts(session, OutboxJob.__table__, index_elements=["dedupe_key"]),
+                 [row_of(job) for job in jobs])
 
 
 def worker_id() -> str:

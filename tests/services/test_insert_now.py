@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.db import insert_now
+from services.db import Write, insert_now
 from services.outbox.models import OutboxJob
 
 
@@ -46,3 +46,30 @@ def test_a_broken_constraint_is_sqlalchemys_integrity_error(session):
     insert_now(session, OutboxJob(kind="test:insert-now", dedupe_key="test:insert-now:twice"))
     with pytest.raises(IntegrityError):
         insert_now(session, OutboxJob(kind="test:insert-now", dedupe_key="test:insert-now:twice"))
+
+
+def test_writes_at_once_report_their_row_counts_and_ignore_what_they_are_told_to(session):
+    """write_at_once: an UPDATE carrying a value of its own (attempts + 1), an INSERT of two rows
+    and an INSERT … ON CONFLICT DO NOTHING, in order, with each one's row count."""
+    from sqlalchemy import bindparam, update
+
+    from services.db import inserting, write_at_once
+    from services.outbox.service import adding_jobs
+
+    insert_now(session, OutboxJob(kind="test:at-once", payload={}, dedupe_key="test:at-once:1"))
+    table = OutboxJob.__table__
+    bump = update(table).where(table.c.dedupe_key == bindparam("key")).values(
+        attempts=table.c.attempts + 1, last_error=bindparam("error"))
+    counts = write_at_once(
+        session,
+        Write(bump, [{"key": "test:at-once:1", "error": "第一次"}]),
+        Write(bump, [{"key": "test:at-once:none", "error": "x"}]),
+        *inserting(OutboxJob(kind="test:at-once", payload={"n": 2}, dedupe_key="test:at-once:2"),
+                   OutboxJob(kind="test:at-once", payload={"n": 3}, dedupe_key="test:at-once:3")),
+        adding_jobs(session, [OutboxJob(kind="test:at-once", payload={"n": 0}, dedupe_key="test:at-once:1"),
+                              OutboxJob(kind="test:at-once", payload={"n": 4}, dedupe_key="test:at-once:4")]))
+    assert counts == [1, 0, 2, 1]
+    rows = session.execute(select(OutboxJob.dedupe_key, OutboxJob.attempts, OutboxJob.last_error, OutboxJob.payload)
+                           .where(OutboxJob.kind == "test:at-once").order_by(OutboxJob.dedupe_key)).all()
+    assert [tuple(row) for row in rows] == [("test:at-once:1", 1, "第一次", {}), ("test:at-once:2", 0, None, {"n": 2}),
+                                            ("test:at-once:3", 0, None, {"n": 3}), ("test:at-once:4", 0, None, {"n": 4})]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from sqlmodel import Session, select
 
 from services.accounts.service import load_principal
@@ -49,3 +51,65 @@ def test_two_clerks_accept_at_once_and_exactly_one_wins(client, engine):
     with Session(engine) as session:
         actions = [e.action for e in session.exec(select(CaseEvent).where(CaseEvent.case_id == case["id"]))]
     assert actions == ["submit", "accept"]
+
+
+def test_an_action_that_read_the_case_before_another_committed_is_stale_and_writes_nothing(client, engine,
+                                                                                          monkeypatch):
+    """The late action's UPDATE, history event and notice go to the database together: it finds
+    the case moved on (no row updated, the event's seq taken) and everything of it is undone."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's writers queue at BEGIN IMMEDIATE: the second one reads after the first committed")
+    import services.cases.service as cases_service
+    from services.outbox.models import OutboxJob
+
+    token, id_number = verified_citizen(client)
+    case = submit(client, token, residence_application(id_number, upload_pdf(client, token))).json()
+    with Session(engine) as session:
+        clerk = session.exec(select(Staff).where(Staff.username == f"clerk-{WITH_STATION}")).one()
+        principal = load_principal(session, principal_key=f"staff:{clerk.id}")
+
+    late_has_read, winner_committed = threading.Event(), threading.Event()
+    late_write_failed: list[type] = []
+    write_at_once = cases_service.write_at_once
+
+    def write_after_the_winner(session, *writes):
+        if threading.current_thread().name == "late":
+            late_has_read.set()
+            assert winner_committed.wait(10)
+            try:
+                return write_at_once(session, *writes)
+            except Exception as error:
+                late_write_failed.append(type(error))
+                raise
+        return write_at_once(session, *writes)
+
+    monkeypatch.setattr(cases_service, "write_at_once", write_after_the_winner)
+    outcome: list[str] = []
+
+    def late() -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                act(session, principal=principal, case_id=case["id"], action="accept", version=1, comment=None,
+                    payload=None)
+                session.commit()
+                outcome.append("ok")
+            except StaleVersion:
+                session.rollback()
+                outcome.append("stale")
+
+    thread = threading.Thread(target=late, name="late")
+    thread.start()
+    assert late_has_read.wait(10)
+    with Session(engine, expire_on_commit=False) as session:
+        act(session, principal=principal, case_id=case["id"], action="accept", version=1, comment="first",
+            payload=None)
+        session.commit()
+    winner_committed.set()
+    thread.join(20)
+    assert outcome == ["stale"]
+    assert [error.__name__ for error in late_write_failed] == ["IntegrityError"]  # the seq was taken
+    with Session(engine) as session:
+        events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case["id"]).order_by(CaseEvent.seq)).all()
+        notices = session.exec(select(OutboxJob).where(OutboxJob.dedupe_key.startswith(f"notify:{case['id']}:"))).all()
+    assert [(e.action, e.comment) for e in events] == [("submit", None), ("accept", "first")]
+    assert [job.dedupe_key for job in notices] == [f"notify:{case['id']}:accepted:2"]

@@ -13,11 +13,12 @@ import pytest
 from sqlmodel import Session, select
 
 from services.accounts.models import CitizenAccount
-from services.db import session_scope, utcnow
+from services.db import session_scope, utcnow, write_at_once
 from services.notifications.models import Notification
 from services.notifications.service import (compose, enqueue_case_notice, event_for_action, fit_value,
-                                            notify_case_action, send_case_notice)
+                                            notice_of_action, send_case_notice)
 from services.outbox.models import OutboxJob
+from services.outbox.service import adding_jobs
 from services.points.models import ServicePoint
 from tests.services.accounts.helpers import insert_case, insert_subject
 
@@ -130,8 +131,10 @@ def test_an_expired_access_token_is_refreshed(session, seeded, fake_wechat):
 def test_enqueueing_is_deduplicated(session, seeded):
     case, _ = _case_with_account(session, name=f"n{uuid.uuid4().hex[:10]}")
     for _ in range(3):
-        notify_case_action(session, case_id=case.id, action="accept", to_state="accepted", seq=2)
-    notify_case_action(session, case_id=case.id, action="claim", to_state="submitted", seq=3)
+        job = notice_of_action(case_id=case.id, action="accept", to_state="accepted", seq=2)
+        write_at_once(session, adding_jobs(session, [job]))
+    enqueue_case_notice(session, case_id=case.id, event="accepted", key="2")
+    assert notice_of_action(case_id=case.id, action="claim", to_state="submitted", seq=3) is None
     session.flush()
     jobs = session.exec(select(OutboxJob).where(OutboxJob.kind == "notify_case_event",
                                                 OutboxJob.payload["case_id"].as_string() == case.id)).all()
