@@ -6,6 +6,7 @@ any table is declared.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, SQLModel, create_engine
 
 from services.config import get_settings
@@ -107,7 +109,7 @@ def without_transactions(engine: Engine) -> Engine:
 def plain_rows(session: Session, statement, parameters: dict[str, Any] | None = None):
     """The result of a SELECT of columns (not of mapped objects) through the session's
     connection, without the ORM's execution and row loading around it: the same rows, in the
-    session's transaction, for a fifth less CPU on the hot reads."""
+    session's transaction, for 10-15% less CPU per case read."""
     return session.connection().execute(statement, parameters)
 
 
@@ -173,12 +175,16 @@ def write_at_once(session: Session, *writes: Write) -> list[int]:
                 sql, names, defaults, adapters = _raw_statement(write.statement, tuple(write.rows[0]),
                                                                 connection.dialect)
                 cursor = raw.cursor()
+                cursors.append(cursor)
                 cursor.executemany(sql, [[adapt(row.get(name, defaults.get(name)))
                                           for name, adapt in zip(names, adapters)] for row in write.rows])
-                cursors.append(cursor)
     except psycopg.IntegrityError as error:
         raise IntegrityError(str(error), None, error) from error
-    return [cursor.rowcount for cursor in cursors]
+    finally:
+        counts = [cursor.rowcount for cursor in cursors]
+        for cursor in cursors:
+            cursor.close()
+    return counts
 
 
 def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLModel] = ()) -> None:
@@ -220,26 +226,19 @@ def _plain_insert(table):
     return table.insert()
 
 
+_PYFORMAT_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
 @lru_cache(maxsize=256)
 def _raw_statement(statement, keys: tuple[str, ...], dialect):
     """The statement as psycopg takes it (`%s` placeholders in order), the parameter name of
     each, the values of the parameters the statement carries itself (`version + 1`), and each
     one's conversion. An INSERT names only the columns its rows have."""
-    from sqlalchemy.sql.dml import Insert
-
     compiled = statement.compile(dialect=dialect, column_keys=list(keys) if isinstance(statement, Insert) else None)
-    names = tuple(compiled.positiontup) if compiled.positional else _pyformat_names(compiled)
-    sql = compiled.string
-    for name in names:
-        sql = sql.replace(f"%({name})s", "%s")
-    return (sql, names, {name: value for name, value in compiled.params.items() if value is not None},
+    names = tuple(_PYFORMAT_PARAMETER.findall(compiled.string))  # psycopg's dialect writes %(name)s
+    return (_PYFORMAT_PARAMETER.sub("%s", compiled.string), names,
+            {name: value for name, value in compiled.params.items() if value is not None},
             [_raw_adapter(compiled.binds[name].type, dialect) for name in names])
-
-
-def _pyformat_names(compiled) -> tuple[str, ...]:
-    import re
-
-    return tuple(re.findall(r"%\((\w+)\)s", compiled.string))
 
 
 def _raw_adapter(column_type, dialect):

@@ -17,30 +17,39 @@ from services.points.models import Staff
 from tests.support import WITH_STATION, residence_application, submit, upload_pdf, verified_citizen
 
 
-def test_two_clerks_accept_at_once_and_exactly_one_wins(client, engine):
+def _case_and_its_clerk(client, engine):
     token, id_number = verified_citizen(client)
     case = submit(client, token, residence_application(id_number, upload_pdf(client, token))).json()
     with Session(engine) as session:
         clerk = session.exec(select(Staff).where(Staff.username == f"clerk-{WITH_STATION}")).one()
-        principal = load_principal(session, principal_key=f"staff:{clerk.id}")
+        return case, load_principal(session, principal_key=f"staff:{clerk.id}")
 
+
+def _accept(engine, principal, case, outcomes: list[str], *, comment: str | None = None) -> None:
+    """One clerk's accept in a session of its own; its outcome ("ok", "stale" or the error's code)
+    is appended."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            act(session, principal=principal, case_id=case["id"], action="accept", version=1, comment=comment,
+                payload=None)
+            session.commit()
+            outcomes.append("ok")
+        except StaleVersion:
+            session.rollback()
+            outcomes.append("stale")
+        except OnestopError as error:
+            session.rollback()
+            outcomes.append(error.code)
+
+
+def test_two_clerks_accept_at_once_and_exactly_one_wins(client, engine):
+    case, principal = _case_and_its_clerk(client, engine)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
     def accept() -> None:
-        with Session(engine, expire_on_commit=False) as session:
-            barrier.wait()
-            try:
-                act(session, principal=principal, case_id=case["id"], action="accept", version=1, comment=None,
-                    payload=None)
-                session.commit()
-                outcomes.append("ok")
-            except StaleVersion:
-                session.rollback()
-                outcomes.append("stale")
-            except OnestopError as error:
-                session.rollback()
-                outcomes.append(error.code)
+        barrier.wait()
+        _accept(engine, principal, case, outcomes)
 
     threads = [threading.Thread(target=accept) for _ in range(2)]
     for thread in threads:
@@ -62,12 +71,7 @@ def test_an_action_that_read_the_case_before_another_committed_is_stale_and_writ
     import services.cases.service as cases_service
     from services.outbox.models import OutboxJob
 
-    token, id_number = verified_citizen(client)
-    case = submit(client, token, residence_application(id_number, upload_pdf(client, token))).json()
-    with Session(engine) as session:
-        clerk = session.exec(select(Staff).where(Staff.username == f"clerk-{WITH_STATION}")).one()
-        principal = load_principal(session, principal_key=f"staff:{clerk.id}")
-
+    case, principal = _case_and_its_clerk(client, engine)
     late_has_read, winner_committed = threading.Event(), threading.Event()
     late_write_failed: list[type] = []
     write_at_once = cases_service.write_at_once
@@ -85,28 +89,14 @@ def test_an_action_that_read_the_case_before_another_committed_is_stale_and_writ
 
     monkeypatch.setattr(cases_service, "write_at_once", write_after_the_winner)
     outcome: list[str] = []
-
-    def late() -> None:
-        with Session(engine, expire_on_commit=False) as session:
-            try:
-                act(session, principal=principal, case_id=case["id"], action="accept", version=1, comment=None,
-                    payload=None)
-                session.commit()
-                outcome.append("ok")
-            except StaleVersion:
-                session.rollback()
-                outcome.append("stale")
-
-    thread = threading.Thread(target=late, name="late")
+    thread = threading.Thread(target=_accept, args=(engine, principal, case, outcome), name="late")
     thread.start()
     assert late_has_read.wait(10)
-    with Session(engine, expire_on_commit=False) as session:
-        act(session, principal=principal, case_id=case["id"], action="accept", version=1, comment="first",
-            payload=None)
-        session.commit()
+    winner: list[str] = []
+    _accept(engine, principal, case, winner, comment="first")
     winner_committed.set()
     thread.join(20)
-    assert outcome == ["stale"]
+    assert winner == ["ok"] and outcome == ["stale"]
     assert [error.__name__ for error in late_write_failed] == ["IntegrityError"]  # the seq was taken
     with Session(engine) as session:
         events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case["id"]).order_by(CaseEvent.seq)).all()
