@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DBAPIError
 
 
 class CommitInWorkerRoute(APIRoute):
@@ -28,10 +29,21 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
             or "session" not in inspect.signature(endpoint).parameters):
         return endpoint
 
+    reads = getattr(endpoint, "reads_only", False)
+
     @functools.wraps(endpoint)  # FastAPI reads the signature and annotations through __wrapped__
     def endpoint_then_commit(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
         session = kwargs["session"]
+        try:
+            result = endpoint(*args, **kwargs)
+        except DBAPIError as error:
+            # The reads' pool does not ping a connection before lending it (a round trip per
+            # read): one the server dropped (a restart, an idle timeout) fails once, SQLAlchemy
+            # discards it with the rest of the pool, and a read is simply run again.
+            if not (reads and error.connection_invalidated):
+                raise
+            session.rollback()
+            result = endpoint(*args, **kwargs)
         if not session.info.get("no_transaction"):
             session.commit()
         return result
