@@ -101,9 +101,11 @@ def without_transactions(engine: Engine) -> Engine:
       for an execution of 0.7 ms, the same plan every time."""
     if engine.dialect.name == "sqlite":
         return engine
+    # the URL's own server options (`?options=-c search_path=…`) are kept, not replaced
+    options = " ".join(filter(None, [engine.url.query.get("options"), "-c plan_cache_mode=force_generic_plan"]))
     # nothing to roll back on an autocommit connection when it goes back to the pool
     return create_engine(engine.url, pool_size=10, max_overflow=10, isolation_level="AUTOCOMMIT",
-                         pool_reset_on_return=None, connect_args={"options": "-c plan_cache_mode=force_generic_plan"})
+                         pool_reset_on_return=None, connect_args={"options": options})
 
 
 def plain_rows(session: Session, statement, parameters: dict[str, Any] | None = None):

@@ -44,6 +44,15 @@ def test_reads_keep_generic_plans(engine):
         assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_generic_plan"
     with engine.connect() as connection:  # writes and everything else plan as PostgreSQL chooses
         assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "auto"
+    # server options the database URL sets stay in force on the reads' connections
+    from sqlalchemy import create_engine
+
+    with_options = create_engine(engine.url.update_query_dict({"options": "-c statement_timeout=12345"}))
+    with without_transactions(with_options).connect() as connection:
+        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_generic_plan"
+        assert connection.exec_driver_sql("SHOW statement_timeout").scalar_one() == "12345ms"
+    without_transactions(with_options).dispose()
+    with_options.dispose()
 
 
 def test_case_reads_run_without_a_transaction_and_actions_within_one(client, engine, statements):
