@@ -283,7 +283,7 @@ def measure(processes: Processes, name: str, url: str, *, load: Load, script: Pa
     """Warm-up run (discarded), then the measured run. `args_for(phase)` gives the script
     arguments of each phase ("warmup", "measure"). With the `server` process, also the CPU
     milliseconds it and PostgreSQL spent per request during the measured run: a figure the
-    host's noise moves far less than requests per second."""
+    host's noise moves less than requests per second."""
     load_average = os.getloadavg()
     if load.warmup > 0:
         warm = run_wrk(processes, url, load=load, seconds=load.warmup, script=script,
