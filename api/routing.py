@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import DBAPIError
+
+from services.db import again_if_dropped
 
 
 class CommitInWorkerRoute(APIRoute):
@@ -34,15 +35,9 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)  # FastAPI reads the signature and annotations through __wrapped__
     def endpoint_then_commit(*args: Any, **kwargs: Any) -> Any:
         session = kwargs["session"]
-        try:
-            result = endpoint(*args, **kwargs)
-        except DBAPIError as error:
-            # The reads' pool does not ping a connection before lending it (a round trip per
-            # read): one the server dropped (a restart, an idle timeout) fails once, SQLAlchemy
-            # discards it with the rest of the pool, and a read is simply run again.
-            if not (reads and error.connection_invalidated):
-                raise
-            session.rollback()
+        if reads:  # on a connection the server dropped, a read is simply run again
+            result = again_if_dropped(session, functools.partial(endpoint, *args, **kwargs))
+        else:
             result = endpoint(*args, **kwargs)
         if not session.info.get("no_transaction"):
             session.commit()

@@ -7,18 +7,18 @@ any table is declared.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from sqlalchemy import event, inspect, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, SQLModel, create_engine
@@ -32,6 +32,8 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+T = TypeVar("T")
 
 __all__ = ["SQLModel", "Session", "get_engine", "without_transactions", "insert_now", "session_scope", "utcnow", "is_sqlite"]
 
@@ -106,6 +108,21 @@ def without_transactions(engine: Engine) -> Engine:
     # nothing to roll back on an autocommit connection when it goes back to the pool
     return create_engine(engine.url, pool_size=10, max_overflow=10, isolation_level="AUTOCOMMIT",
                          pool_reset_on_return=None, connect_args={"options": options})
+
+
+def again_if_dropped(session: Session, work: Callable[[], T]) -> T:
+    """`work()`, run once more when its connection turned out to be one the server had dropped
+    (a restart, an idle timeout): SQLAlchemy then discards the pool's connections and the
+    session takes a fresh one. Only for work that reads, at the start of its transaction (the
+    rollback in between would undo anything written before). The reads' pool lends connections
+    without pinging them first, a round trip per read saved."""
+    try:
+        return work()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        session.rollback()
+        return work()
 
 
 def plain_rows(session: Session, statement, parameters: dict[str, Any] | None = None):

@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from services.accounts import tokens
 from services.accounts.principal import Principal
+from services.db import again_if_dropped
 from services.ratelimit.connection import ASYNC_TIMEOUT_SECONDS, async_redis_client, redis_client
 
 log = logging.getLogger("onestop.accounts")
@@ -71,7 +72,8 @@ async def resolve_principal(session: Session, *, claims: tokens.AccessClaims, lo
 
 
 def _load_and_remember(session: Session, claims: tokens.AccessClaims, load, generation: str | None) -> Principal:
-    principal = load(session, principal_key=claims.principal)
+    # the request's first statement: on a connection the server dropped, run it again
+    principal = again_if_dropped(session, functools.partial(load, session, principal_key=claims.principal))
     if generation is None:
         fresh = secrets.token_hex(8)
         try:
@@ -88,9 +90,13 @@ def _load_and_remember(session: Session, claims: tokens.AccessClaims, load, gene
 
 
 def _load_from_database(session: Session, claims: tokens.AccessClaims, load) -> Principal:
-    if tokens.is_access_token_revoked(session, jti=claims.jti):
-        raise tokens.InvalidToken()
-    return load(session, principal_key=claims.principal)
+    def check_and_load() -> Principal:
+        if tokens.is_access_token_revoked(session, jti=claims.jti):
+            raise tokens.InvalidToken()
+        return load(session, principal_key=claims.principal)
+
+    # the request's first statements: on a connection the server dropped, run them again
+    return again_if_dropped(session, check_and_load)
 
 
 def _remember(principal_key: str, generation: str, principal: Principal) -> None:

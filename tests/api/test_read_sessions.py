@@ -84,14 +84,21 @@ def test_a_read_on_a_connection_the_server_dropped_is_run_again(client, engine):
         pytest.skip("the reads' own pool is PostgreSQL's")
     from sqlalchemy import text
 
+    from services.accounts import principal_cache
+
     citizen, case = new_case(client)
     path = f"/api/v1/cases/{case['id']}"
-    assert client.get(path, headers=auth(citizen)).status_code == 200  # a pooled read connection now exists
-    with engine.connect() as admin:  # what a restart does to the pools' idle connections
-        ended = admin.execute(text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND state = 'idle'")).scalar_one()
-    assert ended >= 1
-    answer = client.get(path, headers=auth(citizen))
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["id"] == case["id"]
+    # first the route's own read, then (the cached principal forgotten) the principal's load,
+    # each the first statement on a connection the server has dropped
+    for forget_principals in (False, True):
+        assert client.get(path, headers=auth(citizen)).status_code == 200  # a pooled read connection exists
+        with engine.connect() as admin:  # what a restart does to the pools' idle connections
+            ended = admin.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state = 'idle'")).scalar_one()
+        assert ended >= 1
+        if forget_principals:
+            principal_cache._cache.clear()
+        answer = client.get(path, headers=auth(citizen))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"] == case["id"]
