@@ -26,13 +26,13 @@ async def _transaction(request: Request) -> AsyncIterator[Session]:
     # thread. A sync route commits in its own worker thread (api.routing.CommitInWorkerRoute);
     # whatever is still open here — an error to roll back, an async route's work — is finished
     # in one. A sync generator here would cost two hops on every request.
-    engine = get_engine()
+    engine = main = get_engine()
     if getattr(request.scope.get("endpoint"), "reads_only", False):  # api.routing.reads_only
-        engine = without_transactions(engine)
+        engine = without_transactions(main)
     session = Session(engine, expire_on_commit=False)
     # the reads' own pool (PostgreSQL) commits each statement on its own: nothing is left to
     # commit or roll back; on SQLite the reads keep the one engine and their transactions
-    session.info["no_transaction"] = engine is not get_engine()
+    session.info["no_transaction"] = engine is not main
     try:
         yield session
         await _in_thread(session, session.commit)

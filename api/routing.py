@@ -36,7 +36,7 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     def endpoint_then_commit(*args: Any, **kwargs: Any) -> Any:
         session = kwargs["session"]
         if reads:  # on a connection the server dropped, a read is simply run again
-            result = again_if_dropped(session, functools.partial(endpoint, *args, **kwargs))
+            result = again_if_dropped(functools.partial(endpoint, *args, **kwargs), session=session)
         else:
             result = endpoint(*args, **kwargs)
         if not session.info.get("no_transaction"):

@@ -110,18 +110,20 @@ def without_transactions(engine: Engine) -> Engine:
                          pool_reset_on_return=None, connect_args={"options": options})
 
 
-def again_if_dropped(session: Session, work: Callable[[], T]) -> T:
+def again_if_dropped(work: Callable[[], T], *, session: Session | None = None) -> T:
     """`work()`, run once more when its connection turned out to be one the server had dropped
-    (a restart, an idle timeout): SQLAlchemy then discards the pool's connections and the
-    session takes a fresh one. Only for work that reads, at the start of its transaction (the
-    rollback in between would undo anything written before). The reads' pool lends connections
-    without pinging them first, a round trip per read saved."""
+    (a restart, an idle timeout): SQLAlchemy then discards the pool's connections and the retry
+    takes a fresh one, instead of pinging every connection before lending it (a round trip per
+    use). With a `session`, it is rolled back in between: only for work that reads, at the start
+    of its transaction (the rollback would undo anything written before). Without one, `work`
+    opens its own connection (the case-number counter)."""
     try:
         return work()
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
-        session.rollback()
+        if session is not None:
+            session.rollback()
         return work()
 
 

@@ -73,7 +73,8 @@ async def resolve_principal(session: Session, *, claims: tokens.AccessClaims, lo
 
 def _load_and_remember(session: Session, claims: tokens.AccessClaims, load, generation: str | None) -> Principal:
     # the request's first statement: on a connection the server dropped, run it again
-    principal = again_if_dropped(session, functools.partial(load, session, principal_key=claims.principal))
+    principal = again_if_dropped(functools.partial(load, session, principal_key=claims.principal),
+                                 session=session)
     if generation is None:
         fresh = secrets.token_hex(8)
         try:
@@ -96,7 +97,7 @@ def _load_from_database(session: Session, claims: tokens.AccessClaims, load) -> 
         return load(session, principal_key=claims.principal)
 
     # the request's first statements: on a connection the server dropped, run them again
-    return again_if_dropped(session, check_and_load)
+    return again_if_dropped(check_and_load, session=session)
 
 
 def _remember(principal_key: str, generation: str, principal: Principal) -> None:

@@ -1,11 +1,13 @@
 """Gap-tolerant counters that are safe under concurrent transactions on both databases."""
 
+import functools
 import threading
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+
+from services.db import again_if_dropped
 
 _UPSERT = text("INSERT INTO counters (name, value) VALUES (:name, 1) "
                "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
@@ -35,16 +37,9 @@ def take_value(session: Session, *, name: str) -> int:
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
         return next_value(session, name=name)
-    engine = _counter_engine(bind.engine)
-    try:
-        return _upsert_alone(engine, name)
-    except DBAPIError as error:
-        # A connection the database dropped (a restart) is found here rather than pinged before
-        # every number: SQLAlchemy has discarded it with the pool, so once more on a fresh one.
-        # At worst the lost attempt had counted: a gap.
-        if not error.connection_invalidated:
-            raise
-        return _upsert_alone(engine, name)
+    # a connection the database dropped is found here rather than pinged before every number;
+    # at worst the lost attempt had counted: a gap
+    return again_if_dropped(functools.partial(_upsert_alone, _counter_engine(bind.engine), name))
 
 
 def _upsert_alone(engine: Engine, name: str) -> int:
