@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
@@ -14,18 +11,25 @@ from services.accounts.principal import Principal
 from services.accounts.principal_cache import resolve_principal
 from services.accounts.service import load_principal
 from services.db import get_engine, without_transactions
-from services.errors import Forbidden, OnestopError
+from services.errors import Forbidden
 from services.matters.service import AdminOnly
 from services.wechat.client import WeChatClient, get_wechat_client
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def _transaction(request: Request) -> AsyncIterator[Session]:
-    # Async, so that opening the session (no I/O until first used) costs no hop to a worker
-    # thread. A sync route commits in its own worker thread (api.routing.CommitInWorkerRoute);
-    # whatever is still open here — an error to roll back, an async route's work — is finished
-    # in one. A sync generator here would cost two hops on every request.
+SESSION_SCOPE_KEY = "onestop.session"
+
+
+async def get_session(request: Request) -> Session:
+    """The request's one session, committed when the route function returns and BEFORE the
+    response is sent (so whatever a response announces is already there for the client's next
+    call), rolled back on error unless the error says its changes must stick.
+
+    Only opened here (no I/O until first used); its route class (api.routing.SessionRoute) ends
+    it. A plain function and not a dependency with `yield`: FastAPI's machinery for those (exit
+    stacks, cancel scopes, a context manager per request) cost about as much CPU as a simple
+    read's queries."""
     engine = main = get_engine()
     if getattr(request.scope.get("endpoint"), "reads_only", False):  # api.routing.reads_only
         engine = without_transactions(main)
@@ -33,44 +37,30 @@ async def _transaction(request: Request) -> AsyncIterator[Session]:
     # the reads' own pool (PostgreSQL) commits each statement on its own: nothing is left to
     # commit or roll back; on SQLite the reads keep the one engine and their transactions
     session.info["no_transaction"] = engine is not main
-    try:
-        yield session
-        await _in_thread(session, session.commit)
-    except OnestopError as error:
-        await _in_thread(session, session.commit if error.keep_changes else session.rollback)
-        raise
-    except BaseException:
-        await _in_thread(session, session.rollback)
-        raise
-    finally:
-        session.close()  # after commit or rollback no connection is held: no I/O here
-
-
-async def _in_thread(session: Session, finish) -> None:
-    if session.in_transaction() and not session.info["no_transaction"]:
-        await anyio.to_thread.run_sync(finish)
-
-
-async def get_session(session: Session = Depends(_transaction, scope="function")) -> Session:
-    """One transaction per request: committed when the route function returns and BEFORE the
-    response is sent (so whatever a response announces is already there for the client's next
-    call), rolled back on error unless the error says its changes must stick."""
+    request.scope[SESSION_SCOPE_KEY] = session
     return session
+
+
+def _claims(request: Request, credentials: HTTPAuthorizationCredentials | None) -> tokens.AccessClaims:
+    # CPU work and usually a cache hit (services.accounts.tokens): no thread hop
+    claims = request.scope.get("onestop.claims")
+    if claims is None:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise tokens.InvalidToken("缺少登录凭证", code="missing_token")
+        claims = request.scope["onestop.claims"] = tokens.decode_access_token(credentials.credentials)
+    return claims
 
 
 async def get_claims(request: Request,
                      credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> tokens.AccessClaims:
-    # async: verifying a token is CPU work (and usually a cache hit), not worth a thread hop
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise tokens.InvalidToken("缺少登录凭证", code="missing_token")
-    claims = tokens.decode_access_token(credentials.credentials)
-    request.state.claims = claims
-    return claims
+    return _claims(request, credentials)
 
 
-async def current_principal(claims: tokens.AccessClaims = Depends(get_claims),
+async def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                             session: Session = Depends(get_session)) -> Principal:
-    return await resolve_principal(session, claims=claims, load=load_principal)
+    # the token is read here and not through get_claims: each level of dependencies costs FastAPI
+    # a resolution of its own on every request
+    return await resolve_principal(session, claims=_claims(request, credentials), load=load_principal)
 
 
 async def require_citizen(principal: Principal = Depends(current_principal)) -> Principal:

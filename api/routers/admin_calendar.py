@@ -13,12 +13,12 @@ from sqlmodel import Session
 
 from api.deps import get_session, require_admin
 from api.errors import errors
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.errors import NotFound
 from services.sla import calendar as working_calendar
 
-router = APIRouter(tags=["admin: calendar"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["admin: calendar"], route_class=SessionRoute)
 
 
 

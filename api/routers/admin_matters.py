@@ -7,11 +7,11 @@ from sqlmodel import Session
 
 from api.deps import get_session, require_admin
 from api.errors import errors
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.matters import service as matters
 
-router = APIRouter(prefix="/admin/matters", tags=["admin"], route_class=CommitInWorkerRoute)
+router = APIRouter(prefix="/admin/matters", tags=["admin"], route_class=SessionRoute)
 
 MatterCode = Path(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$", examples=["residence-certificate"])
 

@@ -12,12 +12,12 @@ from sqlmodel import Session
 
 from api.deps import get_session, require_admin
 from api.errors import errors
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.points import service as points
 
 router = APIRouter(prefix="/admin", tags=["admin: service points and staff"],
-                   route_class=CommitInWorkerRoute)
+                   route_class=SessionRoute)
 
 MAX_ID = 2_147_483_647
 PointId = Path(ge=1, le=MAX_ID, description="service point id", examples=[1])

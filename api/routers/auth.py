@@ -9,14 +9,14 @@ from sqlmodel import Session
 from api.deps import current_principal, get_claims, get_session, require_citizen, wechat_client
 from api.errors import errors
 from api.limits import client_address, rate_limited
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts import service
 from services.accounts.principal import Principal
 from services.accounts.tokens import AccessClaims
 from services.subjects.identity_numbers import SAMPLE_ID_NUMBER
 from services.wechat.client import WeChatClient
 
-router = APIRouter(tags=["sign-in"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["sign-in"], route_class=SessionRoute)
 
 
 class _Body(BaseModel):

@@ -13,11 +13,11 @@ from api.errors import errors
 from api.limits import rate_limited
 from api.responses import PlainJSONResponse
 from api.routers.cases import MaterialRef, OrganizationApplicant, PersonApplicant
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.bundles import service
 
-router = APIRouter(tags=["bundles (一件事)"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["bundles (一件事)"], route_class=SessionRoute)
 
 
 class SubmitBundle(BaseModel):

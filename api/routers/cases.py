@@ -10,11 +10,11 @@ from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
 from api.responses import PlainJSONResponse
-from api.routing import CommitInWorkerRoute, reads_only
+from api.routing import SessionRoute, reads_only
 from services.accounts.principal import Principal
 from services.cases import service
 
-router = APIRouter(tags=["cases"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["cases"], route_class=SessionRoute)
 
 
 class _Body(BaseModel):

@@ -7,13 +7,13 @@ from sqlmodel import Session
 
 from api.deps import get_session
 from api.errors import errors
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.matters import service as matters
 from services.points import service as points
 from services.regions.repository import get_region
 from services.routing.service import UnknownRegion
 
-router = APIRouter(tags=["catalogue"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["catalogue"], route_class=SessionRoute)
 
 RegionCode = Query(pattern=r"^\d{12}$", examples=["361130102201"], description="12-digit division code")
 

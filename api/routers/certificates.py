@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.certificates import checklog, pki, public as public_checks, service
 from services.certificates.settings import get_certificate_settings
@@ -21,8 +21,8 @@ from services.certificates.types import load_certificate_types
 from services.certificates.verification import read_limited, verify_pdf
 from services.subjects.identity_numbers import SAMPLE_ID_NUMBER
 
-router = APIRouter(tags=["certificates"], route_class=CommitInWorkerRoute)
-public = APIRouter(tags=["public"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["certificates"], route_class=SessionRoute)
+public = APIRouter(tags=["public"], route_class=SessionRoute)
 
 CHUNK = 256 * 1024
 VERIFY_BODY_LIMIT = get_certificate_settings().verify_max_bytes + 64 * 1024

@@ -9,12 +9,12 @@ from sqlmodel import Session
 from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.consents import service
 from services.subjects.identity_numbers import SAMPLE_ID_NUMBER
 
-router = APIRouter(tags=["consents"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["consents"], route_class=SessionRoute)
 ConsentId = Path(min_length=1, max_length=36, examples=["0d6f3c1a-7a3e-4b8e-9d0c-5a1f2e3b4c5d"])
 
 

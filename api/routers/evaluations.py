@@ -10,11 +10,11 @@ from sqlmodel import Session
 from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.evaluations import figures, service
 
-router = APIRouter(tags=["evaluations"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["evaluations"], route_class=SessionRoute)
 CaseId = Path(min_length=1, max_length=36, examples=["3f2c9a8e-1b7d-4e0a-9c55-6d4e2b1a0f93"])
 RectificationId = Path(ge=1, le=2_147_483_647, examples=[1])
 

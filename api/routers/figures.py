@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from api.deps import get_session, require_staff
 from api.errors import errors
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.errors import InvalidInput
 from services.figures import service as figures
@@ -22,7 +22,7 @@ from services.points.models import ServicePoint
 from services.sla.counts import case_counts
 from services.sla.sweep import open_escalations
 
-router = APIRouter(tags=["figures"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["figures"], route_class=SessionRoute)
 
 MAX_INT = 2_147_483_647  # PostgreSQL integer: anything larger would fail in the database, not here
 

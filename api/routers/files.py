@@ -11,12 +11,12 @@ from sqlmodel import Session
 from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
-from api.routing import CommitInWorkerRoute
+from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.config import get_settings
 from services.files import service
 
-router = APIRouter(tags=["files"], route_class=CommitInWorkerRoute)
+router = APIRouter(tags=["files"], route_class=SessionRoute)
 CHUNK = 256 * 1024
 # the file limit plus room for the multipart envelope; the service enforces the exact limit
 UPLOAD_BODY_LIMIT = get_settings().upload_max_bytes + 64 * 1024
