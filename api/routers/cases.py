@@ -141,6 +141,6 @@ def case_actions(case_id: str, principal: Principal = Depends(current_principal)
              responses=errors(401, 403, 404, 409, 422))
 def act(case_id: str, body: CaseAction, principal: Principal = Depends(current_principal),
         session: Session = Depends(get_session)) -> dict[str, Any]:
-    case = service.act(session, principal=principal, case_id=case_id, action=body.action, version=body.version,
-                       comment=body.comment, payload=body.payload)
-    return _json(service.case_view(session, case, principal=principal))
+    acted = service.act(session, principal=principal, case_id=case_id, action=body.action, version=body.version,
+                        comment=body.comment, payload=body.payload)
+    return _json(service.case_view(session, acted.case, principal=principal, details=acted.details))

@@ -233,3 +233,26 @@ def test_a_clerk_cannot_claim_a_matter_their_window_does_not_handle(client, engi
     # back at their own window, which takes every category: the claim goes through
     assert "claim" in actions(client, town_clerk, case)
     assert ok(act(client, town_clerk, case, "claim"))["assignee"]["name"]
+
+
+def test_an_action_answers_with_the_case_as_it_is_read_back(client):
+    """POST /cases/{id}/actions builds its answer from the details it read before the write and
+    the new event (no read-back), except after actions that change those details (supplement
+    here): either way it must be exactly what GET /cases/{id} then shows the same caller."""
+    token, case = new_case(client)
+    clerk = staff(client, CLERK)
+
+    def answered_as_read_back(caller: str, action: str, **extra) -> dict:
+        answer = ok(act(client, caller, case, action, **extra))
+        assert ok(client.get(f"/api/v1/cases/{case['id']}", headers=auth(caller))) == answer
+        return answer
+
+    case = answered_as_read_back(clerk, "request_correction", comment="请补正",
+                                 payload={"items": [{"material_code": "id-card", "problem": "身份证照片模糊"}]})
+    case = answered_as_read_back(token, "supplement",
+                                 payload={"materials": [{"code": "id-card", "file_id": upload_pdf(client, token)}]})
+    for action, extra in (("accept", {}), ("approve", {"comment": "情况属实"}), ("complete", {}),
+                          ("deliver", {"payload": {"method": "window"}})):
+        case = answered_as_read_back(clerk, action, **extra)
+    assert [entry["action"] for entry in case["history"]] == [
+        "submit", "request_correction", "supplement", "accept", "approve", "complete", "deliver"]
