@@ -284,7 +284,6 @@ def measure(processes: Processes, name: str, url: str, *, load: Load, script: Pa
     arguments of each phase ("warmup", "measure"). With the `server` process, also the CPU
     milliseconds it and PostgreSQL spent per request during the measured run: a figure the
     host's noise moves less than requests per second."""
-    settle_database()
     load_average = os.getloadavg()
     if load.warmup > 0:
         warm = run_wrk(processes, url, load=load, seconds=load.warmup, script=script,
@@ -792,22 +791,6 @@ def run_project(processes: Processes, *, load: Load, env: dict[str, str], logs: 
         api.close()
         processes.stop("project")
     return results
-
-
-def settle_database() -> None:
-    """A CHECKPOINT before each measurement: the preparation's bulk writes (seeding, tens of
-    thousands of files and cases) would otherwise be flushed by a checkpoint that PostgreSQL
-    starts in the middle of whatever runs next, on the same two cores. Session 8 saw the same
-    code's transitions measure anywhere between 141 and 282 req/s without it."""
-    from sqlalchemy import text
-
-    from services.db import get_engine
-
-    engine = get_engine()
-    if engine.dialect.name != "postgresql":
-        return
-    with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("CHECKPOINT"))
 
 
 def analyze(*tables: str) -> None:
