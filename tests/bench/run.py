@@ -771,7 +771,7 @@ def run_project(processes: Processes, *, load: Load, env: dict[str, str], logs: 
             # a seed of its own each run: a reused database keeps the cases an earlier run added
             ids = seed_submitted_cases(point_id=writes.id, count=pool.total, rng_seed=time.time_ns(),
                                        report=lambda m: say("  " + m))
-            analyze("cases", "case_events", "files", "case_materials")
+            vacuum_analyze("cases", "case_events", "files", "case_materials")
             clerk = api.staff_login(writes.clerk)
             data = write_data_file(data_dir, "transition", items=ids, token=clerk)
             body = json.dumps({"action": "accept", "version": 1})
@@ -793,9 +793,9 @@ def run_project(processes: Processes, *, load: Load, env: dict[str, str], logs: 
     return results
 
 
-def analyze(*tables: str) -> None:
+def vacuum_analyze(*tables: str) -> None:
     """What autovacuum would do after a bulk load: the planner knows the new rows, and index-only
-    scans need not visit them in the heap (tests.bench.seed._analyze)."""
+    scans need not visit them in the heap (tests.bench.seed._vacuum_analyze)."""
     from sqlalchemy import text
 
     from services.db import get_engine

@@ -548,7 +548,7 @@ def _fix_sequences(connection) -> None:
                                 f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"))
 
 
-def _analyze(connection) -> None:
+def _vacuum_analyze(connection) -> None:
     """What autovacuum does after a bulk load (it may be off on a benchmark machine, as it is on
     the team's): the statistics, and on PostgreSQL the visibility map too, without which the
     index-only scans the request path relies on (e.g. routing's count of each clerk's open
@@ -645,7 +645,7 @@ def seed(database_url: str, cases: int, *, events_per_case: float | None = None,
     t1 = time.perf_counter()
     with engine.connect() as connection:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        _analyze(connection)
+        _vacuum_analyze(connection)
     report(f"{totals['cases']:,} cases, {totals['events']:,} events ({totals['events'] / max(1, cases):.2f} per case), "
            f"{totals['certificates']:,} certificates in {t1 - t0:.1f}s; VACUUM/ANALYZE {time.perf_counter() - t1:.1f}s")
     return {"cases": totals["cases"], "events": totals["events"], "events_per_case": totals["events"] / max(1, cases),
