@@ -86,3 +86,19 @@ def test_take_value_survives_connections_the_database_dropped(seeded):
                 "AND query LIKE 'INSERT INTO counters%'")).scalar_one()
         assert ended >= 1
         assert take_value(session, name="test:dropped") > first
+
+
+def test_counter_commits_do_not_wait_for_the_disk(seeded):
+    """The county's submissions share one counter row: its commits skip the WAL flush (the case's
+    own commit flushes it), or the row would stay locked through a disk flush per number."""
+    from sqlalchemy import text
+
+    from services.sequences.repository import _counter_engine
+
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":
+        return  # taken in the caller's transaction there
+    with _counter_engine(engine).connect() as connection:
+        assert connection.execute(text("SHOW synchronous_commit")).scalar_one() == "off"
+    with engine.connect() as connection:  # the cases' own commits still wait for the disk
+        assert connection.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
