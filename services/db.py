@@ -146,7 +146,9 @@ def session_scope() -> Iterator[Session]:
             raise
 
 
-from sqlalchemy import DateTime, TypeDecorator  # noqa: E402
+from sqlalchemy import JSON, DateTime, TypeDecorator  # noqa: E402
+from sqlalchemy.ext.compiler import compiles  # noqa: E402
+from sqlalchemy.sql.functions import FunctionElement  # noqa: E402
 
 
 class UTCDateTime(TypeDecorator):
@@ -168,6 +170,26 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+
+class json_rows(FunctionElement):
+    """Aggregate: the rows' values as a JSON array of arrays, `[]` for none (json_agg on
+    PostgreSQL, json_group_array on SQLite). For a one-to-many read as a column of the "one"
+    (a correlated subquery) instead of a second query; no order is promised."""
+
+    type = JSON()
+    inherit_cache = True
+    name = "json_rows"
+
+
+@compiles(json_rows, "postgresql")
+def _json_rows_postgresql(element, compiler, **kw):
+    return f"coalesce(json_agg(json_build_array({compiler.process(element.clauses, **kw)})), '[]'::json)"
+
+
+@compiles(json_rows, "sqlite")
+def _json_rows_sqlite(element, compiler, **kw):
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
 
 
 class Write(NamedTuple):

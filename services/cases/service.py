@@ -1014,5 +1014,6 @@ def list_cases(session: Session, *, principal: Principal, state: str | None = No
     rows = repository.list_visible_cases(session, principal=principal, filters=filters, sort=sort, after=after,
                                          limit=PAGE_SIZE + 1)
     page = rows[:PAGE_SIZE]
-    return {"items": case_views(session, page, principal=principal),
+    return {"items": case_views(session, page, principal=principal,
+                                details=repository.attachments_of(row for row, _ in page)),
             "next_cursor": _cursor_of(page[-1][0], sort=sort) if len(rows) > PAGE_SIZE else None}

@@ -10,7 +10,7 @@ from services.cases.models import Case, CaseEvent
 from services.outbox.models import OutboxJob
 from services.points.models import ServiceWindow, Staff
 from tests.services.cases.helpers import staff
-from tests.support import (WITH_STATION, WITHOUT_STATION, act, auth, residence_application, submit,
+from tests.support import (WITH_STATION, WITHOUT_STATION, act, auth, residence_application, run_jobs, submit,
                            upload_pdf, verified_citizen)
 
 CLERK = f"clerk-{WITH_STATION}"
@@ -256,3 +256,26 @@ def test_an_action_answers_with_the_case_as_it_is_read_back(client):
         case = answered_as_read_back(clerk, action, **extra)
     assert [entry["action"] for entry in case["history"]] == [
         "submit", "request_correction", "supplement", "accept", "approve", "complete", "deliver"]
+
+
+def test_a_list_item_is_the_case_as_its_detail_shows_it(client):
+    """GET /cases reads each case's materials and certificate ids in the page's own statement (not
+    with the detail's query): every item must equal GET /cases/{id} for the same caller, less the
+    history, for the applicant and for the clerk."""
+    token, case = new_case(client)
+    clerk = staff(client, CLERK)
+    case = ok(act(client, clerk, case, "request_correction", comment="请补正",
+                  payload={"items": [{"material_code": "id-card", "problem": "身份证照片模糊"}]}))
+    case = ok(act(client, token, case, "supplement", payload={"materials": [
+        {"code": "residence-proof", "file_id": upload_pdf(client, token)},
+        {"code": "id-card", "file_id": upload_pdf(client, token)}]}))
+    for action, extra in (("accept", {}), ("approve", {"comment": "情况属实"})):
+        case = ok(act(client, clerk, case, action, **extra))
+    assert run_jobs() >= 1  # the certificate
+    for caller, params in ((token, {}), (clerk, {"state": "approved", "sort": "newest"})):
+        items = ok(client.get("/api/v1/cases", params=params, headers=auth(caller)))["items"]
+        listed = next(item for item in items if item["id"] == case["id"])
+        shown = ok(client.get(f"/api/v1/cases/{case['id']}", headers=auth(caller)))
+        del shown["history"]
+        assert listed == shown
+        assert len(listed["materials"]) == 2 and len(listed["certificate_ids"]) == 1
