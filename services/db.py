@@ -192,6 +192,25 @@ def _json_rows_sqlite(element, compiler, **kw):
     return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
 
 
+class json_value(FunctionElement):
+    """A JSON column as a value inside json_rows: SQLite keeps JSON as text, which its
+    json_array would nest as a string."""
+
+    type = JSON()
+    inherit_cache = True
+    name = "json_value"
+
+
+@compiles(json_value)
+def _json_value(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(json_value, "sqlite")
+def _json_value_sqlite(element, compiler, **kw):
+    return f"json({compiler.process(element.clauses, **kw)})"
+
+
 class Write(NamedTuple):
     """One statement of `write_at_once`: a Core INSERT, UPDATE or DELETE built once (it is
     compiled once per statement object and set of row keys), and its rows of parameters."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import lru_cache
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlmodel import Session
 from services.accounts.principal import Principal
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.models import Certificate
-from services.db import UTCDateTime, Write, json_rows, plain_rows, write_at_once
+from services.db import UTCDateTime, Write, json_rows, json_value, plain_rows, write_at_once
 from services.points.models import ServicePoint, Staff
 from services.regions.codes import subtree_range
 from services.regions.repository import subtree_prefix
@@ -40,35 +40,57 @@ def case_rows_for_view():
     return _with_view_columns(select(*Case.__table__.columns))
 
 
-# A page of the list carries its cases' materials and certificate ids as two more columns
-# (correlated aggregates over their case_id indexes), not in a second query: the list's second
-# round trip cost about as much server time as the page's own statement.
-_ATTACHED_MATERIALS = (select(json_rows(CaseMaterial.id, CaseMaterial.code, CaseMaterial.file_id,
-                                        CaseMaterial.certificate_id))
-                       .where(CaseMaterial.case_id == Case.id).correlate(Case).scalar_subquery()
-                       .label("attached_materials"))
-_ATTACHED_CERTIFICATES = (select(json_rows(Certificate.id)).where(Certificate.case_id == Case.id).correlate(Case)
-                          .scalar_subquery().label("attached_certificate_ids"))
-
-
-def attachments_of(rows) -> CaseDetails:
-    """The materials and certificate ids of rows read with _ATTACHED_MATERIALS and
-    _ATTACHED_CERTIFICATES, as case_details gives them (materials in the order they were
-    attached, certificate ids sorted)."""
-    details = CaseDetails()
-    for row in rows:
-        details.materials[row.id] = [{"code": code, "file_id": file_id, "certificate_id": certificate_id}
-                                     for _, code, file_id, certificate_id in sorted(row.attached_materials)]
-        details.certificates[row.id] = sorted(certificate_id for (certificate_id,) in row.attached_certificate_ids)
-    return details
-
-
 def _with_view_columns(query):
     return (query.add_columns(*_VIEW_COLUMNS)
             .join(Subject, Subject.id == Case.subject_id)
             .outerjoin(Staff, Staff.id == Case.assignee_id)
             .outerjoin(_handling, _handling.id == Case.handling_point_id)
             .outerjoin(_receiving, _receiving.id == Case.receiving_point_id))
+
+
+# What a view needs from the one-to-many tables, as columns of the case's own statement
+# (correlated aggregates over their case_id indexes) rather than a second query: a list page
+# carries its cases' materials and certificate ids; one case read for its detail or an action
+# carries its history too. The second round trip cost about as much server time as the first.
+_ATTACHED_MATERIALS = (select(json_rows(CaseMaterial.id, CaseMaterial.code, CaseMaterial.file_id,
+                                        CaseMaterial.certificate_id))
+                       .where(CaseMaterial.case_id == Case.id).correlate(Case).scalar_subquery()
+                       .label("attached_materials"))
+_ATTACHED_CERTIFICATES = (select(json_rows(Certificate.id)).where(Certificate.case_id == Case.id).correlate(Case)
+                          .scalar_subquery().label("attached_certificate_ids"))
+_EVENT_FIELDS = ("seq", "action", "from_state", "to_state", "actor", "actor_name", "comment", "hash", "created_at",
+                 "payload")
+_ATTACHED_HISTORY = (select(json_rows(*[json_value(CaseEvent.payload) if name == "payload" else getattr(CaseEvent, name)
+                                        for name in _EVENT_FIELDS]))
+                     .where(CaseEvent.case_id == Case.id).correlate(Case).scalar_subquery().label("attached_history"))
+
+
+def details_of(rows, *, with_history: bool = False) -> CaseDetails:
+    """What case_details would read for rows read with the attached columns (with_details_columns):
+    materials in the order they were attached, certificate ids sorted, events by seq."""
+    details = CaseDetails()
+    for row in rows:
+        details.materials[row.id] = [{"code": code, "file_id": file_id, "certificate_id": certificate_id}
+                                     for _, code, file_id, certificate_id in sorted(row.attached_materials)]
+        details.certificates[row.id] = sorted(certificate_id for (certificate_id,) in row.attached_certificate_ids)
+        if with_history:
+            details.events[row.id] = [_event_of(values) for values in sorted(row.attached_history)]
+    return details
+
+
+def _event_of(values: list) -> SimpleNamespace:
+    event = SimpleNamespace(**dict(zip(_EVENT_FIELDS, values)))
+    # JSON has no timestamps: PostgreSQL writes an ISO 8601 string with an offset, SQLite the
+    # stored UTC text without one
+    moment = datetime.fromisoformat(event.created_at)
+    event.created_at = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return event
+
+
+def with_details_columns(query, *, with_history: bool):
+    """`query` (of cases) with the columns details_of reads."""
+    return query.add_columns(_ATTACHED_MATERIALS, _ATTACHED_CERTIFICATES,
+                             *([_ATTACHED_HISTORY] if with_history else []))
 
 
 _IDEMPOTENCY_RECORD = select(IdempotencyRecord.request_sha256, IdempotencyRecord.case_id).where(
@@ -125,12 +147,8 @@ def _visibility(principal: Principal) -> tuple[str, dict[str, Any]]:
 
 
 @lru_cache(maxsize=None)
-def _one_case(shape: str, *, for_view: bool, lock: bool, with_head: bool = False):
-    query = case_rows_for_view() if for_view else select(Case)
-    if with_head:  # the (seq, hash) of the newest event, read in the same statement
-        newest = select(CaseEvent).where(CaseEvent.case_id == Case.id).order_by(CaseEvent.seq.desc()).limit(1)
-        query = query.add_columns(newest.with_only_columns(CaseEvent.seq).scalar_subquery(),
-                                  newest.with_only_columns(CaseEvent.hash).scalar_subquery())
+def _one_case(shape: str, *, for_view: bool, lock: bool):
+    query = with_details_columns(case_rows_for_view(), with_history=True) if for_view else select(Case)
     query = query.where(Case.id == bindparam("case_id"), _SHAPES[shape]())
     return query.with_for_update() if lock else query
 
@@ -141,24 +159,13 @@ def get_visible_case(session: Session, *, case_id: str, principal: Principal, lo
                            {"case_id": case_id, **parameters}).scalars().first()
 
 
-def get_visible_case_and_head(session: Session, *, case_id: str,
-                              principal: Principal) -> tuple[Case, tuple[int, str] | None] | None:
-    """The case and the (seq, hash) of its newest event, in one round trip. The head is current
-    as long as the case's version is: every append bumps the version (update_if_version)."""
-    shape, parameters = _visibility(principal)
-    row = session.execute(_one_case(shape, for_view=False, lock=False, with_head=True),
-                          {"case_id": case_id, **parameters}).first()
-    if row is None:
-        return None
-    case, seq, hash_ = row
-    return case, ((seq, hash_) if seq is not None else None)
-
-
-def get_visible_case_for_view(session: Session, *, case_id: str, principal: Principal) -> tuple[Any, Any] | None:
-    """The case (a row) with what its view needs from other tables (applicant, assignee, points)."""
+def get_visible_case_for_view(session: Session, *, case_id: str,
+                              principal: Principal) -> tuple[Any, CaseDetails] | None:
+    """The case (a plain row, with what its view needs from the points, staff and subjects tables)
+    and its details (materials, certificates, history), in one statement."""
     shape, parameters = _visibility(principal)
     row = plain_rows(session, _one_case(shape, for_view=True, lock=False), {"case_id": case_id, **parameters}).first()
-    return (row, row) if row is not None else None
+    return (row, details_of([row], with_history=True)) if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -255,7 +262,7 @@ def _page(shape: str, *, by_state: bool, by_matter: bool, by_flag: bool, unfinis
         ids = union_all(*[select(branch.c.id) for branch in branches])
     else:
         ids = narrowed(_SHAPES[shape]())
-    page = case_rows_for_view().add_columns(_ATTACHED_MATERIALS, _ATTACHED_CERTIFICATES)
+    page = with_details_columns(case_rows_for_view(), with_history=False)
     return _ordered(page.where(Case.id.in_(select(ids.subquery().c.id))), sort).limit(_literal_limit(limit))
 
 

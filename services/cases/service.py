@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.principal import Principal
@@ -495,7 +494,7 @@ def _decide(matter: Matter, case: Case, *, action: str, actor: Actor, request: d
 
 
 class Acted(NamedTuple):
-    case: Case
+    case: Any  # a plain record of the case's row as the action left it
     details: repository.CaseDetails | None  # what its view needs, when known without reading it back
 
 
@@ -503,10 +502,18 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
         comment: str | None, payload: dict[str, Any] | None) -> Acted:
     """Take one action on a case. Checks in the API's order: 404, 403, 422, 409 stale, 409 state;
     then the rules that depend on the case (guards, extension limits, assignment)."""
-    loaded = repository.get_visible_case_and_head(session, case_id=case_id, principal=principal)
-    if loaded is None:
+    # The case with everything its answer's view needs, in one statement: a guarded action checks
+    # the materials in it, and the answer is built from it and the new event, not read back. The
+    # case is a plain record of its row, not an ORM object: the write below is a version-checked
+    # UPDATE of its own, and loading the ORM object cost more than the statement.
+    found = repository.get_visible_case_for_view(session, case_id=case_id, principal=principal)
+    if found is None:
         raise CaseNotFound()
-    case, head = loaded
+    row, details = found
+    case = SimpleNamespace(**row._mapping)
+    details.extras[case.id] = row
+    events = details.events[case.id]
+    head = (events[-1].seq, events[-1].hash) if events else None
     matter = matter_of(session, case)
     actor = Actor(roles=_roles_for_case(principal, case))
     payload = dict(payload or {})
@@ -532,15 +539,9 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
         raise StaleVersion(detail={"current_version": case.version})
     if state_error is not None:
         raise state_error
-    # What the answer's view needs besides the case, read once: a guarded action checks the
-    # materials in it, and the view is built from it and the new event — one round trip fewer
-    # than reading the materials for the guards and everything again after the write. An action
-    # that changes these (materials, assignee, points) has its view read after it instead.
-    details = None if rules.changes_view_details else repository.case_details(
-        session, case_ids=[case.id], with_history=True, with_extras=True)
     if action in GUARDED_ACTIONS:
         failed = guard_failures(session, case=case, matter=matter,
-                                present=None if details is None else {m["code"] for m in details.materials[case.id]})
+                                present={material["code"] for material in details.materials[case.id]})
         if failed:
             raise ActionNotAllowed("办件材料或表单不完整，请先一次性告知补正",
                                    detail={"state": case.state, "action": action, "guards": failed})
@@ -557,7 +558,7 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
                                  today=today, now=now, payload=payload))
     event = _new_event(case=case, action=action, from_state=decision.from_state, to_state=to_state,
                        principal=principal, comment=comment, payload=event_payload,
-                       previous=head or repository.last_event(session, case_id=case.id))
+                       previous=head)
     jobs = [OutboxJob(kind=effect, payload={"case_id": case.id}, dedupe_key=f"{effect}:{case.id}")
             for effect in decision.effects]
     notice = notice_of_action(case_id=case.id, action=action, to_state=to_state, seq=event.seq)
@@ -574,12 +575,13 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
     if changed != 1:  # the transaction is rolled back: nothing of this action stays
         raise StaleVersion()
     for name, value in {**values, "version": version + 1}.items():
-        set_committed_value(case, name, value)
+        setattr(case, name, value)
     if case.bundle_case_id:
         child_changed(session, case=case)
     session.flush()
-    if details is not None:
-        details.events[case.id].append(event)
+    if rules.changes_view_details:  # materials, assignee or points: the view is read after the action
+        return Acted(case, None)
+    events.append(event)
     return Acted(case, details)
 
 
@@ -970,7 +972,8 @@ def get_case_view(session: Session, *, principal: Principal, case_id: str) -> di
     found = repository.get_visible_case_for_view(session, case_id=case_id, principal=principal)
     if found is None:
         raise CaseNotFound()
-    return case_views(session, [found], principal=principal, with_history=True)[0]
+    row, details = found
+    return case_views(session, [(row, row)], principal=principal, with_history=True, details=details)[0]
 
 
 SORTS = ("newest", "deadline")
@@ -1015,5 +1018,5 @@ def list_cases(session: Session, *, principal: Principal, state: str | None = No
                                          limit=PAGE_SIZE + 1)
     page = rows[:PAGE_SIZE]
     return {"items": case_views(session, page, principal=principal,
-                                details=repository.attachments_of(row for row, _ in page)),
+                                details=repository.details_of(row for row, _ in page)),
             "next_cursor": _cursor_of(page[-1][0], sort=sort) if len(rows) > PAGE_SIZE else None}
