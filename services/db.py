@@ -249,19 +249,21 @@ def write_at_once(session: Session, *writes: Write) -> list[int]:
     return counts
 
 
-def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLModel] = ()) -> None:
+def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLModel] = (),
+               then: Iterable[Write] = ()) -> None:
     """INSERT new objects' rows at once, without the unit of work: on the request path the ORM's
     flush costs several times the statements themselves (`write_at_once`: one round trip on
     PostgreSQL). Tables are written in the order their first object comes; a broken constraint
     raises SQLAlchemy's IntegrityError, as a flush would. An autoincrement key an object leaves
     empty stays empty on it. `persistent`: those of the objects (keys set) that then join the
     session as if just loaded, so that a later change to them is flushed as an UPDATE; the
-    others stay outside it, plain records of what was written."""
+    others stay outside it, plain records of what was written. `then`: more writes to run after
+    the inserts, in the same round trip."""
     persistent = list(persistent)
     for obj in persistent:
         if None in inspect(obj).mapper.primary_key_from_instance(obj):
             raise ValueError("only an object with its primary key set can join the session after insert_now")
-    write_at_once(session, *inserting(*objects))
+    write_at_once(session, *inserting(*objects), *then)
     for obj in persistent:
         make_transient_to_detached(obj)
         session.add(obj)

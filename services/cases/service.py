@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from services.accounts.principal import Principal
 from services.bundles.progress import child_changed
@@ -22,7 +23,7 @@ from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
 from services.db import insert_now, inserting, utcnow, write_at_once
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.files.service import attach_to_case, get_own_unattached_file
+from services.files.service import attach_to_case, attached, attaching, get_own_unattached_file
 from services.matters import service as matters
 from services.notifications.service import notice_of_action
 from services.outbox.models import OutboxJob
@@ -206,18 +207,24 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     if helper:  # 帮办代办: the applicant's consent for this helper and matter, consumed here
         consent = require_consent(session, helper=principal, applicant_subject=subject, matter_code=definition.code,
                                   consent_id=body.get("consent_id"))
-    case, routing, submitted = _create_case(session, principal=principal, matter=matter, subject=subject,
-                                            region_code=body["region_code"], form=body.get("form") or {},
-                                            material_rows=material_rows,
-                                            receiving_point_id=principal.service_point_id if helper else None)
+    def idempotency_record(case: Case) -> list[IdempotencyRecord]:
+        return [IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
+                                  case_id=case.id)] if idempotency_key else []
+
+    try:
+        case, routing, submitted = _create_case(session, principal=principal, matter=matter, subject=subject,
+                                                region_code=body["region_code"], form=body.get("form") or {},
+                                                material_rows=material_rows,
+                                                receiving_point_id=principal.service_point_id if helper else None,
+                                                also_inserting=idempotency_record)
+    except IntegrityError as error:
+        if not _is_idempotency_key_taken(error):
+            raise
+        # the same key is being submitted concurrently: its record waited for the other request
+        # to commit, then broke the unique constraint
+        raise Conflict("相同幂等键的请求正在处理，请稍后重试", code="idempotency_in_progress") from error
     if consent is not None:
         use_consent(session, consent=consent, case_id=case.id)
-    if idempotency_key:
-        try:
-            insert_now(session, IdempotencyRecord(principal=principal.key, key=idempotency_key,
-                                                  request_sha256=fingerprint, case_id=case.id))
-        except IntegrityError as error:  # the same key is being submitted concurrently
-            raise Conflict("相同幂等键的请求正在处理，请稍后重试", code="idempotency_in_progress") from error
     # An online application's view is known from what was just written; a helper's names a
     # receiving point, which case_views reads.
     details = None if helper else _details_of_new_case(case, subject=subject, routing=routing,
@@ -254,8 +261,11 @@ def create_case(session: Session, *, principal: Principal, matter: Matter, subje
 
 def _create_case(session: Session, *, principal: Principal, matter: Matter, subject: Subject, region_code: str,
                  form: dict[str, Any], material_rows: list, bundle_case_id: str | None = None,
-                 receiving_point_id: int | None = None) -> tuple[Case, RoutingDecision, CaseEvent]:
-    """create_case, also returning the routing decision and the first event."""
+                 receiving_point_id: int | None = None,
+                 also_inserting: Callable[[Case], list[SQLModel]] = lambda case: []
+                 ) -> tuple[Case, RoutingDecision, CaseEvent]:
+    """create_case, also returning the routing decision and the first event. `also_inserting`:
+    records to write with the case (given the new case), in the same round trip."""
     definition = matter.definition
     decision = route(session, handle_level=definition.handle_level, region_code=region_code,
                      category=definition.category, anywhere_in_county=definition.anywhere_in_county,
@@ -277,8 +287,13 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
     )
     submitted = _new_event(case=case, action="submit", from_state=None, to_state=case.state, principal=principal,
                            comment=None, payload={"routing_reason": decision.reason}, previous=None)
-    insert_now(session, case, *_material_records(case, material_rows), submitted, persistent=[case])
-    _attach_materials(session, case=case, material_rows=material_rows)
+    files = _files_of(material_rows)
+    # the case, its materials, its first event, what the caller adds (a submission's idempotency
+    # record) and the files it keeps: one round trip on PostgreSQL
+    insert_now(session, case, *_material_records(case, material_rows), submitted, *also_inserting(case), persistent=[case],
+               then=[attaching(files, case_id=case.id)] if files else [])
+    attached(files, case_id=case.id)
+    _record_citations(session, case=case, material_rows=material_rows)
     return case, decision, submitted
 
 
@@ -288,16 +303,24 @@ def _material_records(case: Case, material_rows: list) -> list[CaseMaterial]:
             for code, file_record, certificate in material_rows]
 
 
+def _files_of(material_rows: list) -> list:
+    return [file_record for _, file_record, _ in material_rows if file_record is not None]
+
+
 def _attach_materials(session: Session, *, case: Case, material_rows: list) -> None:
     """What a stored case's materials change elsewhere: its uploaded files are kept, and a cited
-    certificate (免证办) is a use its holder sees in the certificate's log: who cited it (the
-    applicant, or the helper filing for them), for which case."""
+    certificate (免证办) is a use its holder sees in the certificate's log."""
+    attach_to_case(session, _files_of(material_rows), case_id=case.id)
+    _record_citations(session, case=case, material_rows=material_rows)
+
+
+def _record_citations(session: Session, *, case: Case, material_rows: list) -> None:
+    """A cited certificate's use, in its log: who cited it (the applicant, or the helper filing
+    for them), for which case."""
     from services.certificates.service import record_usage
 
     cited_by = session.info.get("onestop.cases.cited_by", {})
     material_names = None
-    attach_to_case(session, [file_record for _, file_record, _ in material_rows if file_record is not None],
-                   case_id=case.id)
     for code, _, certificate in material_rows:
         if certificate is None:
             continue
@@ -402,6 +425,16 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
 # ---------------------------------------------------------------- history
 
 EVENT_SEQ_CONSTRAINT = "uq_case_events_case_id_seq"  # one event per (case, seq): two appends race on it
+
+
+IDEMPOTENCY_KEY_CONSTRAINT = "uq_idempotency_records_principal_key"  # one case per (account, key)
+
+
+def _is_idempotency_key_taken(error: IntegrityError) -> bool:
+    constraint = _constraint_of(error)
+    if constraint is not None:
+        return constraint == IDEMPOTENCY_KEY_CONSTRAINT
+    return "idempotency_records.principal" in str(error.orig)  # SQLite's message names the columns
 
 
 def _constraint_of(error: IntegrityError) -> str | None:

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from services.accounts.principal import Principal
 from services.config import get_settings
-from services.db import utcnow
+from services.db import Write, utcnow, write_at_once
 from services.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from services.files.models import StoredFile
 from services.files.storage import get_storage
@@ -164,14 +164,23 @@ def expire_if_unattached(session: Session, *, file_id: str) -> bool:
 
 
 _FILES = StoredFile.__table__
-_ATTACH = update(_FILES).where(_FILES.c.id.in_(bindparam("file_ids", expanding=True))).values(
-    case_id=bindparam("case_id"))
+_ATTACH = update(_FILES).where(_FILES.c.id == bindparam("a_file_id")).values(case_id=bindparam("a_case_id"))
+
+
+def attaching(files: list[StoredFile], *, case_id: str) -> Write:
+    """The UPDATE that marks uploaded files as a case's materials (kept from now on), for
+    write_at_once or insert_now's `then`; call `attached` once it ran."""
+    return Write(_ATTACH, [{"a_file_id": file.id, "a_case_id": case_id} for file in files])
+
+
+def attached(files: list[StoredFile], *, case_id: str) -> None:
+    for file in files:
+        set_committed_value(file, "case_id", case_id)
 
 
 def attach_to_case(session: Session, files: list[StoredFile], *, case_id: str) -> None:
-    """Mark uploaded files as a case's materials (kept from now on), in one UPDATE at once."""
+    """Mark uploaded files as a case's materials, at once."""
     if not files:
         return
-    session.connection().execute(_ATTACH, {"file_ids": [file.id for file in files], "case_id": case_id})
-    for file in files:
-        set_committed_value(file, "case_id", case_id)
+    write_at_once(session, attaching(files, case_id=case_id))
+    attached(files, case_id=case_id)

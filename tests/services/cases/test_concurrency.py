@@ -103,3 +103,49 @@ def test_an_action_that_read_the_case_before_another_committed_is_stale_and_writ
         notices = session.exec(select(OutboxJob).where(OutboxJob.dedupe_key.startswith(f"notify:{case['id']}:"))).all()
     assert [(e.action, e.comment) for e in events] == [("submit", None), ("accept", "first")]
     assert [job.dedupe_key for job in notices] == [f"notify:{case['id']}:accepted:2"]
+
+
+def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(client, engine):
+    """Both requests find no record for the key and create their case; the second's record waits
+    for the first to commit, breaks the unique key and answers 409 idempotency_in_progress, and
+    nothing of the second stays (its case, materials, history, the file it named)."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
+    from jose import jwt
+
+    from services.cases.models import Case, IdempotencyRecord
+    from services.cases.service import submit_case
+    from services.files.models import StoredFile
+
+    token, id_number = verified_citizen(client)
+    body = residence_application(id_number, upload_pdf(client, token))
+    with Session(engine) as session:
+        principal = load_principal(session, principal_key=jwt.get_unverified_claims(token)["sub"])
+    first = Session(engine, expire_on_commit=False)
+    created = submit_case(first, principal=principal, body=body, idempotency_key="same-key").case
+    outcome: list[str] = []
+
+    def second_request() -> None:
+        with Session(engine) as session:
+            try:
+                submit_case(session, principal=principal, body=body, idempotency_key="same-key")
+                session.commit()
+                outcome.append("created")
+            except OnestopError as error:
+                session.rollback()
+                outcome.append(error.code)
+
+    thread = threading.Thread(target=second_request)
+    thread.start()
+    thread.join(1.5)
+    assert thread.is_alive()  # waiting on the first request's uncommitted key
+    first.commit()
+    first.close()
+    thread.join(20)
+    assert outcome == ["idempotency_in_progress"]
+    with Session(engine) as session:
+        records = session.exec(select(IdempotencyRecord).where(IdempotencyRecord.principal == principal.key)).all()
+        cases = session.exec(select(Case).where(Case.created_by_principal == principal.key)).all()
+        file = session.get(StoredFile, body["materials"][0]["file_id"])
+    assert [record.case_id for record in records] == [created.id] and [case.id for case in cases] == [created.id]
+    assert file.case_id == created.id
