@@ -290,8 +290,8 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
     files = _files_of(material_rows)
     # the case, its materials, its first event, what the caller adds (a submission's idempotency
     # record) and the files it keeps: one round trip on PostgreSQL
-    insert_now(session, case, *_material_records(case, material_rows), submitted, *also_inserting(case), persistent=[case],
-               then=[attaching(files, case_id=case.id)] if files else [])
+    insert_now(session, case, *_material_records(case, material_rows), submitted, *also_inserting(case),
+               persistent=[case], then=[attaching(files, case_id=case.id)] if files else [])
     attached(files, case_id=case.id)
     _record_citations(session, case=case, material_rows=material_rows)
     return case, decision, submitted

@@ -174,6 +174,7 @@ def attaching(files: list[StoredFile], *, case_id: str) -> Write:
 
 
 def attached(files: list[StoredFile], *, case_id: str) -> None:
+    """The files' objects as `attaching` left their rows (without marking them changed)."""
     for file in files:
         set_committed_value(file, "case_id", case_id)
 
