@@ -160,7 +160,8 @@ def _owns(principal: Principal, parent: BundleCase) -> bool:
 
 def bundle_case_view(session: Session, parent: BundleCase, *, principal: Principal) -> dict[str, Any]:
     """The parent with its children: all of them for the applicant, for staff those they may see."""
-    query = case_repository.case_rows_for_view().where(Case.bundle_case_id == parent.id)
+    query = case_repository.with_details_columns(case_repository.case_rows_for_view(), with_history=False).where(
+        Case.bundle_case_id == parent.id)
     if not _owns(principal, parent):
         query = query.where(case_repository.visibility_filter(principal))
     rows = [(row, row) for row in session.execute(query.order_by(Case.submitted_at, Case.number)).all()]
@@ -171,7 +172,8 @@ def bundle_case_view(session: Session, parent: BundleCase, *, principal: Princip
             "state_label": STATE_LABELS.get(parent.state, parent.state), "outcome_reason": parent.outcome_reason,
             "version": parent.version, "applicant_name": parent.applicant_name, "region_code": parent.region_code,
             "submitted_at": cases._local_iso(parent.submitted_at), "closed_at": cases._local_iso(parent.closed_at),
-            "children": cases.case_views(session, rows, principal=principal)}
+            "children": cases.case_views(session, rows, principal=principal,
+                                         details=case_repository.details_of(row for row, _ in rows))}
 
 
 def get_bundle_case(session: Session, *, principal: Principal, bundle_case_id: str) -> BundleCase:

@@ -9,8 +9,7 @@ from datetime import date, datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import (JSON, Date, String, bindparam, cast, delete, func, literal, literal_column, null, or_, select,
-                        union_all, update)
+from sqlalchemy import Date, String, bindparam, delete, func, literal_column, or_, select, true, union_all, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -66,8 +65,8 @@ _ATTACHED_HISTORY = (select(json_rows(*[json_value(CaseEvent.payload) if name ==
 
 
 def details_of(rows, *, with_history: bool = False) -> CaseDetails:
-    """What case_details would read for rows read with the attached columns (with_details_columns):
-    materials in the order they were attached, certificate ids sorted, events by seq."""
+    """The details of rows read with the attached columns (with_details_columns): materials in the
+    order they were attached, certificate ids sorted, events by seq."""
     details = CaseDetails()
     for row in rows:
         details.materials[row.id] = [{"code": code, "file_id": file_id, "certificate_id": certificate_id}
@@ -128,6 +127,7 @@ _SHAPES = {
         Case.region_code < bindparam("v_high", type_=String)),
     "helper": lambda: Case.created_by_principal == bindparam("v_principal"),
     "point": lambda: or_(Case.handling_point_id == bindparam("v_point"), Case.receiving_point_id == bindparam("v_point")),
+    "any": true,  # the caller's entitlement was checked before (get_case_for_view)
 }
 
 
@@ -164,7 +164,16 @@ def get_visible_case_for_view(session: Session, *, case_id: str,
     """The case (a plain row, with what its view needs from the points, staff and subjects tables)
     and its details (materials, certificates, history), in one statement."""
     shape, parameters = _visibility(principal)
-    row = plain_rows(session, _one_case(shape, for_view=True, lock=False), {"case_id": case_id, **parameters}).first()
+    return _case_for_view(session, shape, {"case_id": case_id, **parameters})
+
+
+def get_case_for_view(session: Session, *, case_id: str) -> tuple[Any, CaseDetails] | None:
+    """get_visible_case_for_view for a caller already entitled to the case (its own write's answer)."""
+    return _case_for_view(session, "any", {"case_id": case_id})
+
+
+def _case_for_view(session: Session, shape: str, parameters: dict[str, Any]) -> tuple[Any, CaseDetails] | None:
+    row = plain_rows(session, _one_case(shape, for_view=True, lock=False), parameters).first()
     return (row, details_of([row], with_history=True)) if row is not None else None
 
 
@@ -295,60 +304,10 @@ def last_event(session: Session, *, case_id: str) -> tuple[int, str] | None:
 class CaseDetails:
     """What a case view needs besides the case row, for several cases at once."""
 
-    extras: dict[str, SimpleNamespace] = field(default_factory=dict)  # only when asked for
+    extras: dict[str, SimpleNamespace] = field(default_factory=dict)  # for rows that don't carry them
     materials: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     certificates: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     events: dict[str, list[SimpleNamespace]] = field(default_factory=lambda: defaultdict(list))
-
-
-_EXTRA_NAMES = ("subject_kind", "subject_name", "subject_number_masked", "assignee_name", "handling_point_name",
-                "handling_point_level", "receiving_point_name", "receiving_point_level")
-
-
-def case_details(session: Session, *, case_ids: list[str], with_history: bool, with_extras: bool = False) -> CaseDetails:
-    """Materials, issued certificates, the history (optional) and the view extras (optional) of
-    these cases in ONE round trip (see _details_statement)."""
-    details = CaseDetails()
-    rows = plain_rows(session, _details_statement(with_history, with_extras), {"case_ids": case_ids}).all()
-    for row in sorted(rows, key=lambda r: (r[1], r[2], r[3] or "")):
-        case_id, kind, position, t1, t2, t3, t4, t5, t6, t7, t8, at, payload = row
-        if kind == "e":
-            details.events[case_id].append(SimpleNamespace(
-                seq=position, action=t1, from_state=t2, to_state=t3, actor=t4, actor_name=t5, comment=t6, hash=t7,
-                created_at=at, payload=payload))
-        elif kind == "m":
-            details.materials[case_id].append({"code": t1, "file_id": t2, "certificate_id": t3})
-        elif kind == "c":
-            details.certificates[case_id].append(t1)
-        else:
-            details.extras[case_id] = SimpleNamespace(**dict(zip(_EXTRA_NAMES, (t1, t2, t3, t4, t5, t6, t7, t8))))
-    return details
-
-
-@lru_cache(maxsize=None)
-def _details_statement(with_history: bool, with_extras: bool):
-    """A UNION ALL of differently shaped rows padded to one layout (case_id, kind, position,
-    t1…t8, at, payload): events ("e"), materials ("m"), certificates ("c"), extras ("v")."""
-    ids = bindparam("case_ids", expanding=True)
-    text_null = lambda: cast(null(), String)  # noqa: E731 — typed NULLs keep PostgreSQL's UNION happy
-    no_time, no_payload = cast(null(), UTCDateTime()), cast(null(), JSON)
-    parts = []
-    if with_history:
-        parts.append(select(CaseEvent.case_id, literal("e").label("kind"), CaseEvent.seq.label("position"),
-                            CaseEvent.action, CaseEvent.from_state, CaseEvent.to_state, CaseEvent.actor,
-                            CaseEvent.actor_name, cast(CaseEvent.comment, String), CaseEvent.hash, text_null(),
-                            CaseEvent.created_at.label("at"), CaseEvent.payload.label("payload"))
-                     .where(CaseEvent.case_id.in_(ids)))
-    parts.append(select(CaseMaterial.case_id, literal("m"), CaseMaterial.id, CaseMaterial.code, CaseMaterial.file_id,
-                        CaseMaterial.certificate_id, *[text_null() for _ in range(5)], no_time, no_payload)
-                 .where(CaseMaterial.case_id.in_(ids)))
-    parts.append(select(Certificate.case_id, literal("c"), literal(0), Certificate.id,
-                        *[text_null() for _ in range(7)], no_time, no_payload)
-                 .where(Certificate.case_id.in_(ids)))
-    if with_extras:
-        parts.append(_with_view_columns(select(Case.id, literal("v"), literal(0))).where(Case.id.in_(ids))
-                     .add_columns(no_time, no_payload))
-    return union_all(*parts)
 
 
 _MATERIAL_CODES = select(CaseMaterial.code).where(CaseMaterial.case_id == bindparam("case_id"))

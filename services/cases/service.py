@@ -234,7 +234,7 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
 
 def _details_of_new_case(case: Case, *, subject: Subject, routing: RoutingDecision, material_rows: list,
                          events: list[CaseEvent]) -> repository.CaseDetails:
-    """What repository.case_details would read back for a case created in this transaction."""
+    """The details a read of a case created in this transaction would give (get_case_for_view)."""
     details = repository.CaseDetails()
     details.extras[case.id] = SimpleNamespace(
         subject_kind=subject.kind, subject_name=subject.name, subject_number_masked=subject.number_masked,
@@ -670,7 +670,7 @@ class ActionRules:
     """Checks of an action's payload (422, before the version and state checks) and its changes
     to the case beyond the state (after them)."""
 
-    changes_view_details = False  # whether apply changes what repository.case_details reads
+    changes_view_details = False  # whether apply changes the details act() read (materials, assignee, points)
 
     def validate(self, session: Session, *, principal: Principal, case: Case, matter: Matter, comment: str | None,
                  payload: dict[str, Any]) -> Any:
@@ -934,16 +934,12 @@ def _point(point_id: int | None, name: str | None, level: str | None) -> dict[st
     return {"id": point_id, "name": name, "level": level} if point_id is not None else None
 
 
-def case_views(session: Session, rows: list[tuple[Any, Any]], *, principal: Principal | None = None,
-               with_history: bool = False, details: repository.CaseDetails | None = None) -> list[dict[str, Any]]:
+def case_views(session: Session, rows: list[tuple[Any, Any]], *, details: repository.CaseDetails,
+               principal: Principal | None = None, with_history: bool = False) -> list[dict[str, Any]]:
     """The API's case shape (applicant numbers masked) for cases (Case objects or plain rows of
-    its columns) with their view extras (None: read them too), in one more query however many
-    (none when the caller knows the `details` already)."""
+    its columns) with their view extras (None: they are in `details`) and their details."""
     if not rows:
         return []
-    if details is None:
-        details = repository.case_details(session, case_ids=[case.id for case, _ in rows], with_history=with_history,
-                                          with_extras=any(extras is None for _, extras in rows))
     working_days = get_calendar(session)
     today = today_in_china()
     staff_view = principal is None or principal.kind == "staff"
@@ -990,10 +986,14 @@ def case_views(session: Session, rows: list[tuple[Any, Any]], *, principal: Prin
     return views
 
 
-def case_view(session: Session, case: Case, *, with_history: bool = True, principal: Principal | None = None,
+def case_view(session: Session, case: Case, *, principal: Principal | None = None,
               details: repository.CaseDetails | None = None) -> dict[str, Any]:
-    """One case in the API's shape, e.g. right after a write."""
-    return case_views(session, [(case, None)], principal=principal, with_history=with_history, details=details)[0]
+    """One case in the API's shape with its history, right after a write: built from `details`
+    when the write knows them, else read (in one statement) as the write left it."""
+    if details is None:
+        row, details = repository.get_case_for_view(session, case_id=case.id)
+        return case_views(session, [(row, row)], principal=principal, with_history=True, details=details)[0]
+    return case_views(session, [(case, None)], principal=principal, with_history=True, details=details)[0]
 
 
 def get_case(session: Session, *, principal: Principal, case_id: str) -> Case:
