@@ -10,7 +10,7 @@ from services.accounts import tokens
 from services.accounts.principal import Principal
 from services.accounts.principal_cache import resolve_principal
 from services.accounts.service import load_principal
-from services.db import get_engine, without_transactions
+from services.db import get_engine, statement_session
 from services.errors import Forbidden
 from services.matters.service import AdminOnly
 from services.wechat.client import WeChatClient, get_wechat_client
@@ -29,14 +29,13 @@ async def get_session(request: Request) -> Session:
     Only opened here (no I/O until first used); its route class (api.routing.SessionRoute) ends
     it. A plain function and not a dependency with `yield`: FastAPI's machinery for those (exit
     stacks, cancel scopes, a context manager per request) cost about as much CPU as a simple
-    read's queries."""
-    engine = main = get_engine()
-    if getattr(request.scope.get("endpoint"), "reads_only", False):  # api.routing.reads_only
-        engine = without_transactions(main)
-    session = Session(engine, expire_on_commit=False)
-    # the reads' own pool (PostgreSQL) commits each statement on its own: nothing is left to
-    # commit or roll back; on SQLite the reads keep the one engine and their transactions
-    session.info["no_transaction"] = engine is not main
+    read's queries. A route marked `autocommits` gets a session whose statements each commit on
+    their own (PostgreSQL): nothing is left to commit, and its service writes a change of several
+    statements in a transaction of its own."""
+    if getattr(request.scope.get("endpoint"), "autocommits", False):  # api.routing.reads_only / autocommits
+        session = statement_session(get_engine())
+    else:
+        session = Session(get_engine(), expire_on_commit=False)
     request.scope[SESSION_SCOPE_KEY] = session
     return session
 

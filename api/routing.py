@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute
 from sqlmodel import Session
 
 from api.deps import SESSION_SCOPE_KEY
-from services.db import again_if_dropped
+from services.db import again_if_dropped, each_statement_commits
 from services.errors import OnestopError
 
 
@@ -54,7 +54,7 @@ async def _end_session(request: Request, *, commit: bool) -> None:
     if session is None:  # the route took no session
         return
     try:
-        if session.in_transaction() and not session.info["no_transaction"]:
+        if session.in_transaction() and not each_statement_commits(session):
             await anyio.to_thread.run_sync(session.commit if commit else session.rollback)
     finally:
         session.close()  # after commit or rollback no connection is held: no I/O here
@@ -74,7 +74,7 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
             result = again_if_dropped(functools.partial(endpoint, *args, **kwargs), session=session)
         else:
             result = endpoint(*args, **kwargs)
-        if not session.info.get("no_transaction"):
+        if not each_statement_commits(session):
             session.commit()
         return result
 
@@ -85,7 +85,17 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 def reads_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a route that only reads (put it under the @router decorator): on PostgreSQL its
     session runs each statement on its own, with no BEGIN and COMMIT around them
-    (services.db.without_transactions) — two round trips fewer. A route that writes anything,
-    even a log row, must not be marked."""
+    (services.db.statement_session) — two round trips fewer — and a read on a connection the
+    server dropped is simply run again. A route that writes anything, even a log row, must not be
+    marked."""
     endpoint.reads_only = True
+    return autocommits(endpoint)
+
+
+def autocommits(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a route whose session runs each statement on its own on PostgreSQL
+    (services.db.statement_session): its reads, and a change it writes in one statement
+    (services.db.write_guarded), need no BEGIN, COMMIT or pool ping around them; a change of
+    several statements must take services.db.transaction(session)."""
+    endpoint.autocommits = True
     return endpoint

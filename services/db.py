@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from sqlalchemy import event, inspect, make_url
+from sqlalchemy import bindparam, event, func, inspect, literal_column, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -35,7 +35,8 @@ SQLModel.metadata.naming_convention = {
 
 T = TypeVar("T")
 
-__all__ = ["SQLModel", "Session", "get_engine", "without_transactions", "insert_now", "session_scope", "utcnow", "is_sqlite"]
+__all__ = ["SQLModel", "Session", "get_engine", "without_transactions", "statement_session", "transaction",
+           "insert_now", "session_scope", "utcnow", "is_sqlite"]
 
 
 def utcnow() -> datetime:
@@ -108,6 +109,42 @@ def without_transactions(engine: Engine) -> Engine:
     # nothing to roll back on an autocommit connection when it goes back to the pool
     return create_engine(engine.url, pool_size=10, max_overflow=10, isolation_level="AUTOCOMMIT",
                          pool_reset_on_return=None, connect_args={"options": options})
+
+
+_EACH_STATEMENT_COMMITS = "onestop.each_statement_commits"
+_MAIN_ENGINE = "onestop.main_engine"
+
+
+def statement_session(engine: Engine) -> Session:
+    """A session whose statements each commit on their own on PostgreSQL (`without_transactions`):
+    for reads, and for a change written in one statement (`write_guarded`); a change of several
+    statements takes `transaction(session)`. On SQLite an ordinary session of the one engine,
+    whose owner commits it."""
+    statements = without_transactions(engine)
+    session = Session(statements, expire_on_commit=False)
+    session.info[_EACH_STATEMENT_COMMITS] = statements is not engine
+    session.info[_MAIN_ENGINE] = engine
+    return session
+
+
+def each_statement_commits(session: Session) -> bool:
+    return session.info.get(_EACH_STATEMENT_COMMITS, False)
+
+
+@contextmanager
+def transaction(session: Session) -> Iterator[Session]:
+    """A session whose writes commit together: `session` itself when it has transactions (its
+    owner commits or rolls it back), else — a `statement_session` — a session of its own on the
+    main engine, committed when the block ends and rolled back when it raises."""
+    if not each_statement_commits(session):
+        yield session
+        return
+    with Session(session.info[_MAIN_ENGINE], expire_on_commit=False) as own:
+        # what the request noted on its session (services.cases: the certificates it cited) goes along
+        own.info.update({key: value for key, value in session.info.items()
+                         if key not in (_EACH_STATEMENT_COMMITS, _MAIN_ENGINE)})
+        yield own
+        own.commit()
 
 
 def again_if_dropped(work: Callable[[], T], *, session: Session | None = None) -> T:
@@ -247,6 +284,53 @@ def write_at_once(session: Session, *writes: Write) -> list[int]:
         for cursor in cursors:
             cursor.close()
     return counts
+
+
+def write_guarded(session: Session, guard: Write, *then: Write) -> bool:
+    """`guard`, an UPDATE of at most one row (a version check), and the writes that belong to its
+    change: whether the guard changed its row.
+
+    On a `statement_session` (PostgreSQL), one statement — the guard and, in data-modifying CTEs,
+    the writes, each of which runs only if the guard changed its row: one round trip, with no
+    BEGIN, COMMIT or pool ping around it, all or nothing, and nothing at all written when the guard
+    found its row changed. In a transaction, all of them in one round trip (`write_at_once`); when
+    the guard changed nothing, the caller must roll back what the others wrote.
+    A broken constraint raises SQLAlchemy's IntegrityError either way."""
+    if not each_statement_commits(session):
+        return write_at_once(session, guard, *then)[0] == 1
+    connection = session.connection()
+    shape = (guard.statement, tuple(guard.rows[0]),
+             tuple((write.statement, tuple(write.rows[0]), len(write.rows)) for write in then))
+    sql, names, defaults, adapters = _guarded_statement(shape, connection.dialect)
+    values = dict(guard.rows[0])
+    for index, write in enumerate(then):
+        for number, row in enumerate(write.rows):
+            values.update({f"w{index}_{number}_{key}": value for key, value in row.items()})
+    raw = connection.connection.dbapi_connection
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(sql, [adapt(values.get(name, defaults.get(name))) for name, adapt in zip(names, adapters)])
+            return cursor.fetchone()[0] == 1
+    except psycopg.IntegrityError as error:
+        raise IntegrityError(str(error), None, error) from error
+
+
+@lru_cache(maxsize=256)
+def _guarded_statement(shape, dialect):
+    """WITH guarded AS (UPDATE … RETURNING 1), w0_0 AS (INSERT INTO … SELECT <row> FROM guarded), …
+    SELECT count(*) FROM guarded — built and compiled once per shape of writes."""
+    guard_statement, _guard_keys, then = shape
+    guarded = guard_statement.returning(literal_column("1")).cte("guarded")
+    writes = []
+    for index, (statement, keys, rows) in enumerate(then):
+        if not isinstance(statement, Insert):
+            raise ValueError("write_guarded writes INSERTs after its guard")
+        columns = statement.table.c
+        for number in range(rows):
+            row = select(*[bindparam(f"w{index}_{number}_{key}", type_=columns[key].type) for key in keys])
+            writes.append(statement.from_select(list(keys), row.select_from(guarded), include_defaults=False)
+                          .cte(f"w{index}_{number}"))
+    return _raw_statement(select(func.count()).select_from(guarded).add_cte(*writes), (), dialect)
 
 
 def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLModel] = (),

@@ -10,7 +10,7 @@ from api.deps import current_principal, get_session
 from api.errors import errors
 from api.limits import rate_limited
 from api.responses import PlainJSONResponse
-from api.routing import SessionRoute, reads_only
+from api.routing import SessionRoute, autocommits, reads_only
 from services.accounts.principal import Principal
 from services.cases import service
 
@@ -139,6 +139,7 @@ def case_actions(case_id: str, principal: Principal = Depends(current_principal)
                          "window does not take the matter's category), transfer (supervisor: comment, "
                          "payload.to_point_id / to_staff_id).",
              responses=errors(401, 403, 404, 409, 422))
+@autocommits
 def act(case_id: str, body: CaseAction, principal: Principal = Depends(current_principal),
         session: Session = Depends(get_session)) -> dict[str, Any]:
     acted = service.act(session, principal=principal, case_id=case_id, action=body.action, version=body.version,

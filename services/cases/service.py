@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from services.cases import repository
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
-from services.db import insert_now, inserting, utcnow, write_at_once
+from services.db import insert_now, inserting, transaction, utcnow, write_guarded
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.files.service import attach_to_case, attached, attaching, get_own_unattached_file
 from services.matters import service as matters
@@ -583,39 +584,46 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
     now = utcnow()
     working_days = get_calendar(session)
     today = today_in_china()
-    values: dict[str, Any] = {"state": to_state, "updated_at": now}
-    changes, event_payload = rules.apply(session, principal=principal, case=case, matter=matter, comment=comment,
-                                        prepared=prepared, calendar=working_days, today=today)
-    values.update(changes)
-    values.update(_clock_changes(case, matter=matter, sla=decision.sla, to_state=to_state, calendar=working_days,
-                                 today=today, now=now, payload=payload))
-    event = _new_event(case=case, action=action, from_state=decision.from_state, to_state=to_state,
-                       principal=principal, comment=comment, payload=event_payload,
-                       previous=head)
-    jobs = [OutboxJob(kind=effect, payload={"case_id": case.id}, dedupe_key=f"{effect}:{case.id}")
-            for effect in decision.effects]
-    notice = notice_of_action(case_id=case.id, action=action, to_state=to_state, seq=event.seq)
-    jobs += [notice] if notice is not None else []
-    # the change, its history event and its effects: one round trip on PostgreSQL
-    writes = [repository.version_checked_update(case_id=case.id, expected_version=version, values=values),
-              *inserting(event)] + ([adding_jobs(session, jobs)] if jobs else [])
-    try:
-        changed = write_at_once(session, *writes)[0]
-    except IntegrityError as error:
-        if _constraint_of(error) != EVENT_SEQ_CONSTRAINT:
-            raise
-        changed = 0  # another action appended this seq first: it moved the case on
-    if changed != 1:  # the transaction is rolled back: nothing of this action stays
-        raise StaleVersion()
-    for name, value in {**values, "version": version + 1}.items():
-        setattr(case, name, value)
-    if case.bundle_case_id:
-        child_changed(session, case=case)
-    session.flush()
+    # Most actions change the case row alone (with its event and jobs): on a statement session
+    # that is one statement (write_guarded). Changes to other rows take a transaction.
+    with (nullcontext(session) if _writes_the_case_alone(rules, case) else transaction(session)) as writing:
+        values: dict[str, Any] = {"state": to_state, "updated_at": now}
+        changes, event_payload = rules.apply(writing, principal=principal, case=case, matter=matter, comment=comment,
+                                             prepared=prepared, calendar=working_days, today=today)
+        values.update(changes)
+        values.update(_clock_changes(case, matter=matter, sla=decision.sla, to_state=to_state,
+                                     calendar=working_days, today=today, now=now, payload=payload))
+        event = _new_event(case=case, action=action, from_state=decision.from_state, to_state=to_state,
+                           principal=principal, comment=comment, payload=event_payload, previous=head)
+        jobs = [OutboxJob(kind=effect, payload={"case_id": case.id}, dedupe_key=f"{effect}:{case.id}")
+                for effect in decision.effects]
+        notice = notice_of_action(case_id=case.id, action=action, to_state=to_state, seq=event.seq)
+        jobs += [notice] if notice is not None else []
+        # the change, its history event and its effects: one round trip on PostgreSQL
+        try:
+            changed = write_guarded(writing, repository.version_checked_update(
+                case_id=case.id, expected_version=version, values=values),
+                *inserting(event), *([adding_jobs(writing, jobs)] if jobs else []))
+        except IntegrityError as error:
+            if _constraint_of(error) != EVENT_SEQ_CONSTRAINT:
+                raise
+            changed = False  # another action appended this seq first: it moved the case on
+        if not changed:  # nothing of this action stays (rolled back, or never written)
+            raise StaleVersion()
+        for name, value in {**values, "version": version + 1}.items():
+            setattr(case, name, value)
+        if case.bundle_case_id:
+            child_changed(writing, case=case)
+        writing.flush()
     if rules.changes_view_details:  # materials, assignee or points: the view is read after the action
         return Acted(case, None)
     events.append(event)
     return Acted(case, details)
+
+
+def _writes_the_case_alone(rules: ActionRules, case: Case) -> bool:
+    """Whether the action changes the case's own row only (plus its event and outbox jobs)."""
+    return not rules.writes_other_rows and not case.bundle_case_id  # a bundle's child moves its parent
 
 
 CLOCK_FIELDS = ("sla_state", "due_date", "legal_due_date", "sla_days_left", "sla_legal_days_left", "sla_paused_at",
@@ -671,6 +679,9 @@ class ActionRules:
     to the case beyond the state (after them)."""
 
     changes_view_details = False  # whether apply changes the details act() read (materials, assignee, points)
+    # whether apply writes rows other than the case's: then act() runs it in a transaction.
+    # Without it, apply may read through its session but must not write through it.
+    writes_other_rows = False
 
     def validate(self, session: Session, *, principal: Principal, case: Case, matter: Matter, comment: str | None,
                  payload: dict[str, Any]) -> Any:
@@ -740,6 +751,7 @@ class Supplement(ActionRules):
     (each replacing that material), a corrected form (replacing the form), or both."""
 
     changes_view_details = True  # the materials
+    writes_other_rows = True
 
     def validate(self, session, *, principal, case, matter, comment, payload):
         _only_keys(payload, {"materials", "form"})

@@ -1,5 +1,6 @@
 """Routes marked `reads_only` run their statements without a transaction on PostgreSQL (no BEGIN
-and COMMIT round trips); every other route still runs in one. SQLite keeps its transactions."""
+and COMMIT round trips), and so does an action, whose change is one statement unless it changes
+rows other than the case's; every other route still runs in one. SQLite keeps its transactions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from services.db import without_transactions
 
 from tests.api.test_cases_lifecycle import CLERK, new_case
 from tests.services.cases.helpers import staff
-from tests.support import act, auth
+from tests.support import act, auth, upload_pdf
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_reads_keep_generic_plans(engine):
     with_options.dispose()
 
 
-def test_case_reads_run_without_a_transaction_and_actions_within_one(client, engine, statements):
+def test_case_reads_and_an_action_on_the_case_alone_run_without_a_transaction(client, engine, statements):
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite keeps its transactions: its engine emits its own BEGIN IMMEDIATE")
     citizen, case = new_case(client)
@@ -76,12 +77,33 @@ def test_case_reads_run_without_a_transaction_and_actions_within_one(client, eng
     assert reads and all(autocommit for autocommit, _ in reads), reads
     assert "COMMIT" not in [sql for _, sql in reads], reads  # nor the work (and thread hop) of a commit
 
+    # the action's read, then its one write statement (sent through psycopg: not recorded here, but
+    # on the same connection) — nothing on the main engine, whose statements run in transactions
     statements.clear()
     accepted = act(client, clerk, case, "accept")
     assert accepted.status_code == 200, accepted.text
-    assert statements and not any(autocommit for autocommit, _ in statements), statements
-    # and the read after it sees what the action committed
-    assert client.get(f"/api/v1/cases/{case['id']}", headers=auth(citizen)).json()["state"] == "accepted"
+    assert statements and all(autocommit for autocommit, _ in statements), statements
+    assert "COMMIT" not in [sql for _, sql in statements], statements
+    # and the read after it sees what the action committed: the case, its event and its notice
+    seen = client.get(f"/api/v1/cases/{case['id']}", headers=auth(citizen)).json()
+    assert seen["state"] == "accepted" and [e["action"] for e in seen["history"]] == ["submit", "accept"]
+
+
+def test_an_action_that_changes_other_rows_runs_in_a_transaction(client, engine, statements):
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite keeps its transactions: its engine emits its own BEGIN IMMEDIATE")
+    citizen, case = new_case(client)
+    clerk = staff(client, CLERK)
+    case = act(client, clerk, case, "request_correction", comment="请补正",
+               payload={"items": [{"material_code": "id-card", "problem": "模糊"}]}).json()
+    new_file = upload_pdf(client, citizen)
+    statements.clear()
+    supplemented = act(client, citizen, case, "supplement", payload={"materials": [{"code": "id-card", "file_id": new_file}]})
+    assert supplemented.status_code == 200, supplemented.text
+    written = [sql for autocommit, sql in statements if not autocommit]
+    assert any(sql.startswith("DELETE FROM case_materials") for sql in written), statements
+    assert written[-1] == "COMMIT", statements
+    assert [m["file_id"] for m in supplemented.json()["materials"]] == [new_file]
 
 
 def test_a_read_on_a_connection_the_server_dropped_is_run_again(client, engine):
