@@ -16,7 +16,7 @@ from services.bundles.models import BundleCase
 from services.cases import repository as case_repository
 from services.cases import service as cases
 from services.cases.models import Case, IdempotencyRecord
-from services.db import utcnow
+from services.db import records, utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.matters.service import MatterNotFound, UnknownMatter
 from services.sequences.repository import take_value
@@ -164,7 +164,7 @@ def bundle_case_view(session: Session, parent: BundleCase, *, principal: Princip
         Case.bundle_case_id == parent.id)
     if not _owns(principal, parent):
         query = query.where(case_repository.visibility_filter(principal))
-    rows = [(row, row) for row in session.execute(query.order_by(Case.submitted_at, Case.number)).all()]
+    rows = [(row, row) for row in records(session.execute(query.order_by(Case.submitted_at, Case.number)))]
     definition = default_bundles().get(parent.bundle_code)
     return {"id": parent.id, "number": parent.number, "bundle_code": parent.bundle_code,
             "bundle_name": definition.name if definition else parent.bundle_code,

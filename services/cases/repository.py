@@ -16,7 +16,7 @@ from sqlmodel import Session
 from services.accounts.principal import Principal
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.models import Certificate
-from services.db import UTCDateTime, Write, json_rows, json_value, plain_rows, write_at_once
+from services.db import UTCDateTime, Write, json_rows, json_value, plain_rows, records, write_at_once
 from services.points.models import ServicePoint, Staff
 from services.regions.codes import subtree_range
 from services.regions.repository import subtree_prefix
@@ -173,8 +173,8 @@ def get_case_for_view(session: Session, *, case_id: str) -> tuple[Any, CaseDetai
 
 
 def _case_for_view(session: Session, shape: str, parameters: dict[str, Any]) -> tuple[Any, CaseDetails] | None:
-    row = plain_rows(session, _one_case(shape, for_view=True, lock=False), parameters).first()
-    return (row, details_of([row], with_history=True)) if row is not None else None
+    found = records(plain_rows(session, _one_case(shape, for_view=True, lock=False), parameters))
+    return (found[0], details_of(found, with_history=True)) if found else None
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def list_visible_cases(session: Session, *, principal: Principal, filters: CaseF
     query = _page(shape, by_state=bool(filters.state), by_matter=bool(filters.matter_code),
                   by_flag=bool(filters.sla_flag), unfinished=filters.unfinished and not filters.state,
                   sort=sort, after_cursor=bool(after), limit=limit)
-    return [(row, row) for row in plain_rows(session, query, parameters).all()]
+    return [(row, row) for row in records(plain_rows(session, query, parameters))]
 
 
 def _sort_key(sort: str):

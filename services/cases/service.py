@@ -544,7 +544,7 @@ def act(session: Session, *, principal: Principal, case_id: str, action: str, ve
     if found is None:
         raise CaseNotFound()
     row, details = found
-    case = SimpleNamespace(**row._mapping)
+    case = SimpleNamespace(**row._asdict())
     details.extras[case.id] = row
     events = details.events[case.id]
     head = (events[-1].seq, events[-1].hash) if events else None
