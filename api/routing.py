@@ -76,6 +76,9 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
             result = endpoint(*args, **kwargs)
         if not each_statement_commits(session):
             session.commit()
+        elif session.new or session.dirty or session.deleted:  # would be lost: no commit comes
+            raise RuntimeError("a change left in an autocommit route's session: write it in one statement "
+                               "or in services.db.transaction(session)")
         return result
 
     endpoint_then_commit.commits_its_session = True

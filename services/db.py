@@ -22,6 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
 from sqlmodel import Session, SQLModel, create_engine
 
 from services.config import get_settings
@@ -273,10 +275,13 @@ class Write(NamedTuple):
 
 def write_at_once(session: Session, *writes: Write) -> list[int]:
     """Run the writes in order in the session's transaction, at once: on PostgreSQL straight
-    through psycopg in one round trip (a pipeline), elsewhere one Core execution each. Returns
-    each write's row count. A broken constraint raises SQLAlchemy's IntegrityError, as a flush
-    would; on PostgreSQL the writes after it were not run, and the transaction must be rolled
-    back either way."""
+    through psycopg in one round trip (a pipeline), elsewhere one Core execution each; on a
+    `statement_session`, as one statement (`_one_statement`: none of them stays if one fails).
+    Returns each write's row count. A broken constraint raises SQLAlchemy's IntegrityError, as a
+    flush would; on PostgreSQL the writes after it were not run, and the transaction must be
+    rolled back either way."""
+    if each_statement_commits(session):  # then one statement: all or nothing without a transaction
+        return _write_in_one_statement(session, writes, guarded=False)
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return [connection.execute(write.statement, write.rows[0] if len(write.rows) == 1 else write.rows).rowcount
@@ -305,47 +310,63 @@ def write_guarded(session: Session, guard: Write, *then: Write) -> bool:
     """`guard`, an UPDATE of at most one row (a version check), and the writes that belong to its
     change: whether the guard changed its row.
 
-    On a `statement_session` (PostgreSQL), one statement — the guard and, in data-modifying CTEs,
-    the writes, each of which runs only if the guard changed its row: one round trip, with no
-    BEGIN, COMMIT or pool ping around it, all or nothing, and nothing at all written when the guard
-    found its row changed. In a transaction, all of them in one round trip (`write_at_once`); when
-    the guard changed nothing, the caller must roll back what the others wrote.
-    A broken constraint raises SQLAlchemy's IntegrityError either way."""
+    On a `statement_session` (PostgreSQL), one statement (`_one_statement`) in which the writes
+    run only if the guard changed its row: nothing at all is written when it found its row
+    changed. In a transaction, all of them in one round trip (`write_at_once`); when the guard
+    changed nothing, the caller must roll back what the others wrote. A broken constraint raises
+    SQLAlchemy's IntegrityError either way."""
     if not each_statement_commits(session):
         return write_at_once(session, guard, *then)[0] == 1
+    return _write_in_one_statement(session, (guard, *then), guarded=True)[0] == 1
+
+
+def _write_in_one_statement(session: Session, writes: tuple[Write, ...], *, guarded: bool) -> list[int]:
     connection = session.connection()
-    shape = (guard.statement, tuple(guard.rows[0]),
-             tuple((write.statement, tuple(write.rows[0]), len(write.rows)) for write in then))
-    sql, names, defaults, adapters = _guarded_statement(shape, connection.dialect)
-    values = dict(guard.rows[0])
-    for index, write in enumerate(then):
+    shape = tuple((write.statement, tuple(write.rows[0]), len(write.rows)) for write in writes)
+    sql, names, defaults, adapters = _one_statement(shape, guarded, connection.dialect)
+    values = {}
+    for index, write in enumerate(writes):
         for number, row in enumerate(write.rows):
             values.update({f"w{index}_{number}_{key}": value for key, value in row.items()})
     raw = connection.connection.dbapi_connection
     try:
         with raw.cursor() as cursor:
             cursor.execute(sql, [adapt(values.get(name, defaults.get(name))) for name, adapt in zip(names, adapters)])
-            return cursor.fetchone()[0] == 1
+            counts = iter(cursor.fetchone())
     except psycopg.IntegrityError as error:
         raise IntegrityError(str(error), None, error) from error
+    return [sum(next(counts) for _ in write.rows) for write in writes]
 
 
 @lru_cache(maxsize=256)
-def _guarded_statement(shape, dialect):
-    """WITH guarded AS (UPDATE … RETURNING 1), w0_0 AS (INSERT INTO … SELECT <row> FROM guarded), …
-    SELECT count(*) FROM guarded — built and compiled once per shape of writes."""
-    guard_statement, _guard_keys, then = shape
-    guarded = guard_statement.returning(literal_column("1")).cte("guarded")
-    writes = []
-    for index, (statement, keys, rows) in enumerate(then):
-        if not isinstance(statement, Insert):
-            raise ValueError("write_guarded writes INSERTs after its guard")
-        columns = statement.table.c
+def _one_statement(shape: tuple, guarded: bool, dialect):
+    """Writes as ONE statement, each row a data-modifying CTE (`w<write>_<row>`), answering each
+    CTE's row count: WITH w0_0 AS (INSERT … RETURNING 1), w1_0 AS (UPDATE … RETURNING 1), …
+    SELECT (SELECT count(*) FROM w0_0), …. Atomic without a transaction around it, in one round
+    trip. `guarded`: the first write is an UPDATE the others depend on — each INSERT selects its
+    row FROM it, so none runs unless it changed a row. Built and compiled once per shape."""
+    ctes, guard = [], None
+    for index, (statement, keys, rows) in enumerate(shape):
         for number in range(rows):
-            row = select(*[bindparam(f"w{index}_{number}_{key}", type_=columns[key].type) for key in keys])
-            writes.append(statement.from_select(list(keys), row.select_from(guarded), include_defaults=False)
-                          .cte(f"w{index}_{number}"))
-    return _raw_statement(select(func.count()).select_from(guarded).add_cte(*writes), (), dialect)
+            name = f"w{index}_{number}"
+            parameters = {key: bindparam(f"{name}_{key}", type_=statement.table.c[key].type)
+                          for key in keys if key in statement.table.c}
+            if isinstance(statement, Insert):
+                row = select(*(parameters[key] for key in keys))
+                if guard is not None:
+                    row = row.select_from(guard)
+                write = statement.from_select(list(keys), row, include_defaults=False)
+            elif guarded and index > 0:
+                raise ValueError("after its guard, a guarded write has only INSERTs")
+            else:  # an UPDATE or DELETE with named parameters: each row's get names of their own
+                write = replacement_traverse(statement, {}, lambda element, name=name: bindparam(
+                    f"{name}_{element.key}", type_=element.type)
+                    if isinstance(element, BindParameter) and not element.unique and element.key in keys else None)
+            ctes.append(write.returning(literal_column("1")).cte(name))
+            if guarded and index == 0:
+                guard = ctes[-1]
+    final = select(*(select(func.count()).select_from(cte).scalar_subquery() for cte in ctes))
+    return _raw_statement(final.add_cte(*ctes), (), dialect)
 
 
 def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLModel] = (),

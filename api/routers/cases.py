@@ -83,6 +83,7 @@ def _json(content: Any, status_code: int = 200) -> PlainJSONResponse:
 @router.post("/cases", status_code=status.HTTP_201_CREATED, summary="Submit an application",
              responses=errors(401, 403, 404, 409, 422, 429),
              dependencies=[Depends(rate_limited("submit", key="principal"))])
+@autocommits
 def submit_case(body: SubmitCase, principal: Principal = Depends(current_principal),
                 session: Session = Depends(get_session),
                 idempotency_key: str | None = Header(default=None, max_length=200, alias="Idempotency-Key"),

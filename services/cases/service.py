@@ -42,7 +42,7 @@ from services.sla.settings import get_sla_settings
 from services.subjects.identity_numbers import parse_subject_number
 from services.subjects.models import Subject
 from services.subjects.protection import get_protector
-from services.subjects.repository import get_or_create_subject
+from services.subjects.repository import find_subject, get_or_create_subject
 from workflows.calendar import WorkingDayCalendar
 from workflows.catalogue import Matter
 from workflows.engine import (ActionNotAvailable, Actor, Decision, InvalidPreviousState, MissingNeeds, RoleNotAllowed,
@@ -201,36 +201,47 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     else:
         _require_self(principal=principal, applicant=applicant, number=number)
     _validate_form(definition.form_schema, body.get("form") or {})
-    subject = get_or_create_subject(session, number=number, name=applicant["name"].strip())
-    material_rows = _check_materials(session, principal=principal, matter=matter, materials=body.get("materials") or [],
-                                     holder_subject_id=subject.id)
-    consent = None
-    if helper:  # 帮办代办: the applicant's consent for this helper and matter, consumed here
-        consent = require_consent(session, helper=principal, applicant_subject=subject, matter_code=definition.code,
-                                  consent_id=body.get("consent_id"))
-    def idempotency_record(case: Case) -> list[IdempotencyRecord]:
-        return [IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
-                                  case_id=case.id)] if idempotency_key else []
+    known = find_subject(session, number=number)
+    # A citizen's own application, for a subject already known and citing no certificate, writes
+    # its case's rows only: on a statement session one statement. Anything more (a new subject, a
+    # helper's consent used, a certificate's use logged) takes a transaction.
+    alone = known is not None and not helper and not _cites_certificates(body)
+    with (nullcontext(session) if alone else transaction(session)) as writing:
+        subject = known or get_or_create_subject(writing, number=number, name=applicant["name"].strip())
+        material_rows = _check_materials(writing, principal=principal, matter=matter,
+                                         materials=body.get("materials") or [], holder_subject_id=subject.id)
+        consent = None
+        if helper:  # 帮办代办: the applicant's consent for this helper and matter, consumed here
+            consent = require_consent(writing, helper=principal, applicant_subject=subject,
+                                      matter_code=definition.code, consent_id=body.get("consent_id"))
 
-    try:
-        case, routing, submitted = _create_case(session, principal=principal, matter=matter, subject=subject,
-                                                region_code=body["region_code"], form=body.get("form") or {},
-                                                material_rows=material_rows,
-                                                receiving_point_id=principal.service_point_id if helper else None,
-                                                also_inserting=idempotency_record)
-    except IntegrityError as error:
-        if not _is_idempotency_key_taken(error):
-            raise
-        # the same key is being submitted concurrently: its record waited for the other request
-        # to commit, then broke the unique constraint
-        raise Conflict("相同幂等键的请求正在处理，请稍后重试", code="idempotency_in_progress") from error
-    if consent is not None:
-        use_consent(session, consent=consent, case_id=case.id)
+        def idempotency_record(case: Case) -> list[IdempotencyRecord]:
+            return [IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
+                                      case_id=case.id)] if idempotency_key else []
+
+        try:
+            case, routing, submitted = _create_case(writing, principal=principal, matter=matter, subject=subject,
+                                                    region_code=body["region_code"], form=body.get("form") or {},
+                                                    material_rows=material_rows,
+                                                    receiving_point_id=principal.service_point_id if helper else None,
+                                                    also_inserting=idempotency_record)
+        except IntegrityError as error:
+            if not _is_idempotency_key_taken(error):
+                raise
+            # the same key is being submitted concurrently: its record waited for the other
+            # request to commit, then broke the unique constraint
+            raise Conflict("相同幂等键的请求正在处理，请稍后重试", code="idempotency_in_progress") from error
+        if consent is not None:
+            use_consent(writing, consent=consent, case_id=case.id)
     # An online application's view is known from what was just written; a helper's names a
     # receiving point, which case_views reads.
     details = None if helper else _details_of_new_case(case, subject=subject, routing=routing,
                                                        material_rows=material_rows, events=[submitted])
     return Submitted(case, False, details)
+
+
+def _cites_certificates(body: dict[str, Any]) -> bool:
+    return any(isinstance(item, dict) and item.get("certificate_id") for item in body.get("materials") or [])
 
 
 def _details_of_new_case(case: Case, *, subject: Subject, routing: RoutingDecision, material_rows: list,

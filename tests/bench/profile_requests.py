@@ -30,29 +30,36 @@ SCENARIOS = ("submit", "transition", "get_case", "list_cases")
 
 
 def _statement_counter(engine) -> list[int]:
+    """Statements sent through SQLAlchemy on the engine and on the reads' pool. The writes that
+    services.db sends straight through psycopg (write_at_once, write_guarded) are not seen: each
+    is one more round trip."""
     from sqlalchemy import event
+
+    from services.db import without_transactions
 
     counter = [0]
 
-    @event.listens_for(engine, "before_cursor_execute")
     def count(*_args) -> None:
         counter[0] += 1
 
+    for each in {engine, without_transactions(engine)}:
+        event.listen(each, "before_cursor_execute", count)
     return counter
 
 
 def _request(engine, token: str, work: Callable) -> None:
-    """What every authenticated route does around its service call (api/deps.py)."""
-    from sqlmodel import Session
-
-    from api.deps import current_principal
+    """What every authenticated route does around its service call (api/deps.py, api/routing.py):
+    these four routes take a statement session (@reads_only, @autocommits)."""
+    from api.deps import load_principal, resolve_principal
     from services.accounts import tokens
+    from services.db import each_statement_commits, statement_session
 
-    with Session(engine, expire_on_commit=False) as session:
+    with statement_session(engine) as session:
         claims = tokens.decode_access_token(token)
-        principal = asyncio.run(current_principal(claims, session))  # an async dependency since session 3
+        principal = asyncio.run(resolve_principal(session, claims=claims, load=load_principal))
         work(session, principal)
-        session.commit()
+        if not each_statement_commits(session):
+            session.commit()
 
 
 def _citizen(engine, number_index: int, region_code: str) -> tuple[str, str, str]:

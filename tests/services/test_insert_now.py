@@ -73,3 +73,51 @@ def test_writes_at_once_report_their_row_counts_and_ignore_what_they_are_told_to
                            .where(OutboxJob.kind == "test:at-once").order_by(OutboxJob.dedupe_key)).all()
     assert [tuple(row) for row in rows] == [("test:at-once:1", 1, "第一次", {}), ("test:at-once:2", 0, None, {"n": 2}),
                                             ("test:at-once:3", 0, None, {"n": 3}), ("test:at-once:4", 0, None, {"n": 4})]
+
+
+def test_on_a_statement_session_the_writes_are_one_statement_all_or_nothing(engine):
+    """write_at_once on a session whose statements each commit (PostgreSQL): the same writes and
+    row counts as in a transaction — several rows of an UPDATE with a value of its own, of an
+    INSERT and of an INSERT … ON CONFLICT DO NOTHING — as ONE statement, committed as it returns;
+    and when one of them breaks a constraint, none of them stays."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("PostgreSQL's data-modifying CTEs; SQLite's statement sessions keep their transactions")
+    from psycopg.pq import TransactionStatus
+    from sqlalchemy import bindparam, delete, update
+
+    from services.db import inserting, statement_session, write_at_once
+    from services.outbox.service import adding_jobs
+
+    table = OutboxJob.__table__
+    kind = "test:one-statement"
+    bump = update(table).where(table.c.dedupe_key == bindparam("key")).values(
+        attempts=table.c.attempts + 1, last_error=bindparam("error"))
+    try:
+        with statement_session(engine) as session:
+            write_at_once(session, *inserting(OutboxJob(kind=kind, payload={}, dedupe_key=f"{kind}:1"),
+                                              OutboxJob(kind=kind, payload={}, dedupe_key=f"{kind}:2")))
+            counts = write_at_once(
+                session,
+                Write(bump, [{"key": f"{kind}:1", "error": "第一次"}, {"key": f"{kind}:2", "error": "第二次"},
+                             {"key": f"{kind}:none", "error": "x"}]),
+                *inserting(OutboxJob(kind=kind, payload={"n": 3}, dedupe_key=f"{kind}:3"),
+                           OutboxJob(kind=kind, payload={"n": 4}, dedupe_key=f"{kind}:4")),
+                adding_jobs(session, [OutboxJob(kind=kind, payload={"n": 0}, dedupe_key=f"{kind}:1"),
+                                      OutboxJob(kind=kind, payload={"n": 5}, dedupe_key=f"{kind}:5")]))
+            assert counts == [2, 2, 1]
+            raw = session.connection().connection.dbapi_connection
+            assert raw.info.transaction_status == TransactionStatus.IDLE  # committed: no transaction left open
+            with pytest.raises(IntegrityError):  # the second INSERT breaks the unique key: the UPDATE goes too
+                write_at_once(session, Write(bump, [{"key": f"{kind}:1", "error": "不会留下"}]),
+                              *inserting(OutboxJob(kind=kind, payload={}, dedupe_key=f"{kind}:6"),
+                                         OutboxJob(kind=kind, payload={}, dedupe_key=f"{kind}:2")))
+        with engine.connect() as connection:  # another connection sees what was committed
+            rows = connection.execute(select(table.c.dedupe_key, table.c.attempts, table.c.last_error,
+                                             table.c.payload).where(table.c.kind == kind)
+                                      .order_by(table.c.dedupe_key)).all()
+        assert [tuple(row) for row in rows] == [
+            (f"{kind}:1", 1, "第一次", {}), (f"{kind}:2", 1, "第二次", {}), (f"{kind}:3", 0, None, {"n": 3}),
+            (f"{kind}:4", 0, None, {"n": 4}), (f"{kind}:5", 0, None, {"n": 5})]
+    finally:
+        with engine.begin() as connection:
+            connection.execute(delete(table).where(table.c.kind == kind))

@@ -118,10 +118,12 @@ def test_an_action_that_read_the_case_before_another_committed_is_stale_and_writ
     assert [job.dedupe_key for job in notices] == [f"notify:{case['id']}:accepted:2"]
 
 
-def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(client, engine):
+@pytest.mark.parametrize("sessions", SESSIONS)
+def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(client, engine, sessions):
     """Both requests find no record for the key and create their case; the second's record waits
     for the first to commit, breaks the unique key and answers 409 idempotency_in_progress, and
-    nothing of the second stays (its case, materials, history, the file it named)."""
+    nothing of the second stays (its case, materials, history, the file it named): rolled back in
+    a transaction, never written as one statement."""
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
     from jose import jwt
@@ -139,7 +141,7 @@ def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(clien
     outcome: list[str] = []
 
     def second_request() -> None:
-        with Session(engine) as session:
+        with SESSIONS[sessions](engine) as session:
             try:
                 submit_case(session, principal=principal, body=body, idempotency_key="same-key")
                 session.commit()
