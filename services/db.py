@@ -93,8 +93,9 @@ def get_engine() -> Engine:
 
 @lru_cache
 def without_transactions(engine: Engine) -> Engine:
-    """The engine for requests that only read. SQLite keeps its transactions (its engine emits
-    its own BEGIN) and its one engine. On PostgreSQL, a pool of its own whose connections
+    """The engine of statement sessions (`statement_session`): reads, and changes written in one
+    statement. SQLite keeps its transactions (its engine emits its own BEGIN) and its one engine.
+    On PostgreSQL, a pool of its own whose connections
 
     - run each statement on its own (autocommit): under READ COMMITTED every statement takes its
       own snapshot whether or not a transaction wraps it, so the BEGIN and COMMIT around a read
@@ -349,10 +350,8 @@ def _one_statement(shape: tuple, guarded: bool, dialect):
     for index, (statement, keys, rows) in enumerate(shape):
         for number in range(rows):
             name = f"w{index}_{number}"
-            parameters = {key: bindparam(f"{name}_{key}", type_=statement.table.c[key].type)
-                          for key in keys if key in statement.table.c}
             if isinstance(statement, Insert):
-                row = select(*(parameters[key] for key in keys))
+                row = select(*(bindparam(f"{name}_{key}", type_=statement.table.c[key].type) for key in keys))
                 if guard is not None:
                     row = row.select_from(guard)
                 write = statement.from_select(list(keys), row, include_defaults=False)
