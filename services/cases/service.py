@@ -201,6 +201,10 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     else:
         _require_self(principal=principal, applicant=applicant, number=number)
     _validate_form(definition.form_schema, body.get("form") or {})
+    def idempotency_record(case: Case) -> list[IdempotencyRecord]:
+        return [IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
+                                  case_id=case.id)] if idempotency_key else []
+
     known = find_subject(session, number=number)
     # A citizen's own application, for a subject already known and citing no certificate, writes
     # its case's rows only: on a statement session one statement. Anything more (a new subject, a
@@ -214,11 +218,6 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
         if helper:  # 帮办代办: the applicant's consent for this helper and matter, consumed here
             consent = require_consent(writing, helper=principal, applicant_subject=subject,
                                       matter_code=definition.code, consent_id=body.get("consent_id"))
-
-        def idempotency_record(case: Case) -> list[IdempotencyRecord]:
-            return [IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
-                                      case_id=case.id)] if idempotency_key else []
-
         try:
             case, routing, submitted = _create_case(writing, principal=principal, matter=matter, subject=subject,
                                                     region_code=body["region_code"], form=body.get("form") or {},
