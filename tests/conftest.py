@@ -3,7 +3,10 @@
 The whole test session runs against one fresh database built by the Alembic migrations (never
 create_all): SQLite in a temporary folder by default, or the PostgreSQL database named by
 ONESTOP_TEST_DATABASE_URL (its public schema is dropped and recreated first). Redis is used
-when ONESTOP_TEST_REDIS_URL is set.
+when ONESTOP_TEST_REDIS_URL is set, and that Redis database is emptied first too: what an earlier
+run left there (cached certificate statuses, rate-limit counters, revoked token ids) names rows of
+a database that no longer exists, and a fresh database issues the same certificate identifiers
+again.
 
 Settings are read from the environment once, so the environment is set here, at import, before
 any project module reads it. The shipped fake WeChat server runs as a real HTTP server on a
@@ -40,6 +43,11 @@ _fake_wechat_stop = None
 
 def pytest_configure(config) -> None:
     global _fake_wechat_stop
+    if os.environ.get("ONESTOP_TEST_REDIS_URL"):
+        import redis
+
+        with redis.Redis.from_url(os.environ["ONESTOP_TEST_REDIS_URL"]) as client:
+            client.flushdb()
     from services.wechat.fake_server import create_fake_wechat_app, serve_in_thread
 
     app = create_fake_wechat_app(appid="wxdemo0000000000", secret="demo-secret")
