@@ -3,15 +3,12 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Index, String, text
 from sqlmodel import Field
 
-from services.cases.models import Case
 from services.db import SQLModel, UTCDateTime, utcnow
 
-# The states in which a case counts toward its assignee's load (services/points/repository.py).
+# The states in which a case counts toward its assignee's load. The triggers that keep
+# clerk_loads write them out (migration 20261128_0013): a change here needs a migration that
+# redefines them (tests/services/points/test_clerk_loads.py fails until then).
 OPEN_STATES = ("submitted", "correcting", "accepted", "in_review", "suspended")
-# Written out, not bound: a partial index is only used when the query's condition is literally
-# the index's own (SQLite), or provably implies it at planning time (PostgreSQL's generic plans
-# of prepared statements see no parameter values).
-OPEN_STATES_SQL = "state IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
 
 STAFF_ROLES = ("clerk", "reviewer", "supervisor", "helper", "admin")
 STAFF_STATUSES = ("on_duty", "on_leave")
@@ -78,11 +75,12 @@ class Staff(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
-# The load of a clerk (their open cases at their point) is counted on every submission. Only open
-# cases are in this index, so it stays small however many closed cases pile up, and the count is
-# an index-only scan of one clerk's entries (`state` is in it for SQLite, which otherwise reads each
-# row to check the condition). Declared here, next to the query it serves
-# (services/points/repository.py: clerk_loads), on the cases table.
-OPEN_ASSIGNMENTS_INDEX = Index("ix_cases_open_assignee_id_handling_point_id", Case.__table__.c.assignee_id,
-                               Case.__table__.c.handling_point_id, Case.__table__.c.state,
-                               postgresql_where=text(OPEN_STATES_SQL), sqlite_where=text(OPEN_STATES_SQL))
+class ClerkLoad(SQLModel, table=True):
+    """A clerk's open cases at a point: what routing balances. Kept by triggers on `cases`
+    (migration 20261128_0013), in the statement that changes a case, so no code path can forget
+    it; nothing in the application writes it. A (clerk, point) without a row has none."""
+
+    __tablename__ = "clerk_loads"
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    service_point_id: int = Field(foreign_key="service_points.id", primary_key=True)
+    open_cases: int

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, literal_column, or_
+from sqlalchemy import and_, bindparam, func, or_
 from sqlmodel import Session, select
 
 from services.cases.models import Case
-from services.points.models import OPEN_STATES, ServicePoint, ServiceWindow, Staff
+from services.points.models import OPEN_STATES, ClerkLoad, ServicePoint, ServiceWindow, Staff
 
 __all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "clerk_loads_with_windows",
            "get_point", "get_window", "get_staff", "active_point_for", "active_window_named", "list_points",
@@ -17,10 +17,6 @@ __all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", 
 
 # States no action leaves in the standard lifecycle; what is not in them may still need work.
 TERMINAL_STATES = ("denied", "not_accepted", "withdrawn", "delivered")
-
-# `state IN ('submitted', …)` with the values written into the SQL, so the partial index
-# ix_cases_open_assignee_id_handling_point_id (services/points/models.py) can serve the count.
-_OPEN = Case.state.in_([literal_column(f"'{state}'") for state in OPEN_STATES])
 
 
 def active_points_in(session: Session, *, region_codes: list[str]) -> list[ServicePoint]:
@@ -36,9 +32,9 @@ def clerk_loads(session: Session, *, service_point_id: int, category: str | None
     or they have no window: a clerk without a counter takes everything), each with their count of
     open cases at the point, least loaded first. `category` None: every clerk.
 
-    One query: the point's clerks (a handful of rows) with a correlated count per clerk, which is
-    an index-only scan of that clerk's open cases in a partial index that holds open cases only;
-    nothing scans the point's whole caseload."""
+    One query over the point's clerks (a handful of rows) and their `clerk_loads` rows, which
+    triggers on `cases` keep (services.points.models.ClerkLoad): no case is read, however many
+    a clerk has open."""
     return [(staff, count) for staff, _window, count in clerk_loads_with_windows(
         session, service_point_id=service_point_id, category=category, exclude_staff_id=exclude_staff_id)]
 
@@ -60,11 +56,9 @@ def _clerk_loads_statement(excluding_one: bool):
     # Built once and executed with parameters: every submission routes, and building this
     # statement cost four times its round trip.
     point_id = bindparam("point_id")
-    load = (select(func.count()).select_from(Case)
-            .where(Case.assignee_id == Staff.id, Case.handling_point_id == point_id, _OPEN)
-            .correlate(Staff).scalar_subquery())
-    query = (select(Staff, ServiceWindow, load.label("load"))
+    query = (select(Staff, ServiceWindow, func.coalesce(ClerkLoad.open_cases, 0).label("load"))
              .outerjoin(ServiceWindow, ServiceWindow.id == Staff.window_id)
+             .outerjoin(ClerkLoad, and_(ClerkLoad.staff_id == Staff.id, ClerkLoad.service_point_id == point_id))
              .where(Staff.service_point_id == point_id, Staff.role == "clerk", Staff.active.is_(True),
                     Staff.status == "on_duty", or_(Staff.window_id.is_(None), ServiceWindow.active.is_(True))))
     if excluding_one:
