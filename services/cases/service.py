@@ -24,7 +24,7 @@ from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
 from services.db import insert_now, inserting, transaction, utcnow, write_guarded
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.files.service import attach_to_case, attached, attaching, get_own_unattached_file
+from services.files.service import FileNotFound, attach_to_case, attaching, own_unattached_files
 from services.matters import service as matters
 from services.notifications.service import notice_of_action
 from services.outbox.models import OutboxJob
@@ -303,7 +303,6 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
     # record) and the files it keeps: one round trip on PostgreSQL
     insert_now(session, case, *_material_records(case, material_rows), submitted, *also_inserting(case),
                persistent=[case], then=[attaching(files, case_id=case.id)] if files else [])
-    attached(files, case_id=case.id)
     _record_citations(session, case=case, material_rows=material_rows)
     return case, decision, submitted
 
@@ -396,6 +395,8 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
     rows = []
     seen = set()
     problems = []
+    files = own_unattached_files(session, principal=principal, file_ids=[
+        item["file_id"] for item in materials if isinstance(item, dict) and isinstance(item.get("file_id"), str)])
     for index, item in enumerate(materials):
         code = item.get("code")
         where = f"{prefix}[{index}]"
@@ -407,7 +408,10 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
             continue
         seen.add(code)
         if item.get("file_id"):
-            rows.append((code, get_own_unattached_file(session, principal=principal, file_id=item["file_id"]), None))
+            file_record = files.get(item["file_id"]) if isinstance(item["file_id"], str) else None
+            if file_record is None:
+                raise FileNotFound(detail={"file_id": item["file_id"]})
+            rows.append((code, file_record, None))
         elif item.get("certificate_id"):
             # 免证办: checked against the registry now (the applicant's, the material's type, valid today)
             if not isinstance(item["certificate_id"], str):

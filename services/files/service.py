@@ -9,14 +9,14 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from services.accounts.principal import Principal
 from services.config import get_settings
-from services.db import Write, utcnow, write_at_once
+from services.db import Write, records, utcnow, write_at_once
 from services.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from services.files.models import StoredFile
 from services.files.storage import get_storage
@@ -102,6 +102,16 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+def own_unattached_files(session: Session, *, principal: Principal, file_ids: list[str]) -> dict[str, Any]:
+    """Of these ids, the files the caller uploaded and that no case or consent uses yet (to
+    attach them), by id: records (id, uploader, case_id, kept_by) read in one statement. An id
+    missing from the answer is unknown or not the caller's to attach."""
+    if not file_ids:
+        return {}
+    rows = records(session.execute(_OWN_FILES, {"ids": file_ids}))
+    return {row.id: row for row in rows if row.uploader == principal.key and row.case_id is None and not row.kept_by}
+
+
 def get_own_unattached_file(session: Session, *, principal: Principal, file_id: str) -> StoredFile:
     """A file the caller uploaded and that no case or consent uses yet (to attach it)."""
     record = session.get(StoredFile, file_id)
@@ -165,23 +175,18 @@ def expire_if_unattached(session: Session, *, file_id: str) -> bool:
 
 _FILES = StoredFile.__table__
 _ATTACH = update(_FILES).where(_FILES.c.id == bindparam("a_file_id")).values(case_id=bindparam("a_case_id"))
+# built once (every submission reads its files): a Session.get per file cost ~0.4 ms of CPU
+_OWN_FILES = (select(_FILES.c.id, _FILES.c.uploader, _FILES.c.case_id, _FILES.c.kept_by)
+              .where(_FILES.c.id.in_(bindparam("ids", expanding=True))))
 
 
-def attaching(files: list[StoredFile], *, case_id: str) -> Write:
-    """The UPDATE that marks uploaded files as a case's materials (kept from now on), for
-    write_at_once or insert_now's `then`; call `attached` once it ran."""
+def attaching(files: list, *, case_id: str) -> Write:
+    """The UPDATE that marks uploaded files (records of own_unattached_files) as a case's
+    materials, kept from now on; for write_at_once or insert_now's `then`."""
     return Write(_ATTACH, [{"a_file_id": file.id, "a_case_id": case_id} for file in files])
 
 
-def attached(files: list[StoredFile], *, case_id: str) -> None:
-    """The files' objects as `attaching` left their rows (without marking them changed)."""
-    for file in files:
-        set_committed_value(file, "case_id", case_id)
-
-
-def attach_to_case(session: Session, files: list[StoredFile], *, case_id: str) -> None:
+def attach_to_case(session: Session, files: list, *, case_id: str) -> None:
     """Mark uploaded files as a case's materials, at once."""
-    if not files:
-        return
-    write_at_once(session, attaching(files, case_id=case_id))
-    attached(files, case_id=case_id)
+    if files:
+        write_at_once(session, attaching(files, case_id=case_id))
