@@ -65,12 +65,15 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
             or "session" not in inspect.signature(endpoint).parameters):
         return endpoint
 
-    reads = getattr(endpoint, "reads_only", False)
+    # A statement session's connections are lent without a ping: on one the server dropped (a
+    # restart), the route's first statement fails and the route is simply run again — a read
+    # always, an autocommit route if it had not written yet (services.db.again_if_dropped).
+    run_again_if_dropped = getattr(endpoint, "autocommits", False)
 
     @functools.wraps(endpoint)  # FastAPI reads the signature and annotations through __wrapped__
     def endpoint_then_commit(*args: Any, **kwargs: Any) -> Any:
         session = kwargs["session"]
-        if reads:  # on a connection the server dropped, a read is simply run again
+        if run_again_if_dropped:
             result = again_if_dropped(functools.partial(endpoint, *args, **kwargs), session=session)
         else:
             result = endpoint(*args, **kwargs)

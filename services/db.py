@@ -117,6 +117,7 @@ def without_transactions(engine: Engine) -> Engine:
 
 _EACH_STATEMENT_COMMITS = "onestop.each_statement_commits"
 _MAIN_ENGINE = "onestop.main_engine"
+_WROTE = "onestop.wrote"  # a statement session has written (or tried to): its work must not be run again
 
 
 def statement_session(engine: Engine) -> Session:
@@ -143,6 +144,7 @@ def transaction(session: Session) -> Iterator[Session]:
     if not each_statement_commits(session):
         yield session
         return
+    session.info[_WROTE] = True
     with Session(session.info[_MAIN_ENGINE], expire_on_commit=False) as own:
         # what the request noted on its session (services.cases: the certificates it cited) goes along
         own.info.update({key: value for key, value in session.info.items()
@@ -156,12 +158,14 @@ def again_if_dropped(work: Callable[[], T], *, session: Session | None = None) -
     (a restart, an idle timeout): SQLAlchemy then discards the pool's connections and the retry
     takes a fresh one, instead of pinging every connection before lending it (a round trip per
     use). With a `session`, it is rolled back in between: only for work that reads, at the start
-    of its transaction (the rollback would undo anything written before). Without one, `work`
-    opens its own connection (the case-number counter)."""
+    of its transaction (the rollback would undo anything written before), or for the work of a
+    `statement_session` that has not written yet (`write_at_once`, `write_guarded` and
+    `transaction` note that they did: then the error stands). Without one, `work` opens its own
+    connection (the case-number counter)."""
     try:
         return work()
     except DBAPIError as error:
-        if not error.connection_invalidated:
+        if not error.connection_invalidated or (session is not None and session.info.get(_WROTE)):
             raise
         if session is not None:
             session.rollback()
@@ -322,6 +326,7 @@ def write_guarded(session: Session, guard: Write, *then: Write) -> bool:
 
 
 def _write_in_one_statement(session: Session, writes: tuple[Write, ...], *, guarded: bool) -> list[int]:
+    session.info[_WROTE] = True  # before the attempt: a statement that reached the server may have committed
     connection = session.connection()
     shape = tuple((write.statement, tuple(write.rows[0]), len(write.rows)) for write in writes)
     sql, names, defaults, adapters = _one_statement(shape, guarded, connection.dialect)

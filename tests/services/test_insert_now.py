@@ -4,6 +4,7 @@ PostgreSQL, Core statements on SQLite), read back exactly as the ORM would have 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import select
@@ -121,3 +122,36 @@ def test_on_a_statement_session_the_writes_are_one_statement_all_or_nothing(engi
     finally:
         with engine.begin() as connection:
             connection.execute(delete(table).where(table.c.kind == kind))
+
+
+
+def test_a_statement_session_that_wrote_is_not_run_again_on_a_dropped_connection(engine):
+    """again_if_dropped runs a statement session's work once more when its connection was
+    dropped — unless the session has written: that write committed on its own, and running the
+    work again would write it twice. (In a transaction the rollback before the retry undoes it.)"""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("statement sessions commit each statement on PostgreSQL only")
+    from sqlalchemy.exc import DBAPIError
+
+    from services.db import again_if_dropped, statement_session
+
+    dropped = DBAPIError("SELECT 1", None, Exception("server closed the connection"), connection_invalidated=True)
+    for wrote in (False, True):
+        runs = []
+
+        def work(session) -> str:
+            runs.append(1)
+            if len(runs) == 1:
+                if wrote:
+                    insert_now(session, OutboxJob(kind="test:dropped", payload={}, dedupe_key=f"test:dropped:{uuid4()}"))
+                raise dropped
+            return "answered"
+
+        with statement_session(engine) as session:
+            if wrote:
+                with pytest.raises(DBAPIError) as raised:
+                    again_if_dropped(lambda: work(session), session=session)
+                assert raised.value is dropped and len(runs) == 1
+            else:
+                assert again_if_dropped(lambda: work(session), session=session) == "answered"
+                assert len(runs) == 2
