@@ -9,7 +9,8 @@ from sqlmodel import Session
 from api.deps import current_principal, get_claims, get_session, require_citizen, wechat_client
 from api.errors import errors
 from api.limits import client_address, rate_limited
-from api.routing import SessionRoute
+from api.responses import PlainJSONResponse
+from api.routing import SessionRoute, autocommits
 from services.accounts import service
 from services.accounts.principal import Principal
 from services.accounts.tokens import AccessClaims
@@ -102,9 +103,12 @@ class RealNameStarted(BaseModel):
                          "or answers garbage.",
              responses=errors(401, 403, 422, 429, 503),
              dependencies=[Depends(rate_limited("wechat-login"))])
+@autocommits
 def wechat_login(body: WeChatLogin, session: Session = Depends(get_session),
-                 client: WeChatClient = Depends(wechat_client)) -> dict[str, Any]:
-    return service.wechat_login(session, code=body.code, client=client)
+                 client: WeChatClient = Depends(wechat_client)) -> PlainJSONResponse:
+    # answered as built: FastAPI would validate a sync route's return value against the response
+    # model in a second worker-thread hop (the model still documents the answer)
+    return PlainJSONResponse(service.wechat_login(session, code=body.code, client=client))
 
 
 @router.post("/auth/login", summary="Staff sign-in with username and password", response_model=Tokens,
@@ -112,17 +116,17 @@ def wechat_login(body: WeChatLogin, session: Session = Depends(get_session),
                          "failures within 15 minutes for an account or from an address: 429 `too_many_attempts` "
                          "with `Retry-After` (configurable).",
              responses=errors(401, 422, 429), dependencies=[Depends(rate_limited("staff-login"))])
-def staff_login(body: StaffLogin, request: Request, session: Session = Depends(get_session)) -> dict[str, Any]:
-    return service.staff_login(session, username=body.username, password=body.password,
-                               address=client_address(request))
+def staff_login(body: StaffLogin, request: Request, session: Session = Depends(get_session)) -> PlainJSONResponse:
+    return PlainJSONResponse(service.staff_login(session, username=body.username, password=body.password,
+                                                 address=client_address(request)))
 
 
 @router.post("/auth/refresh", summary="Rotate a refresh token for a new pair", response_model=Tokens,
              description="The old refresh token stops working. Presenting a used one again revokes its whole "
                          "family (every refresh and access token issued from the same sign-in): 401.",
              responses=errors(401, 422, 429), dependencies=[Depends(rate_limited("refresh"))])
-def refresh(body: RefreshRequest, session: Session = Depends(get_session)) -> dict[str, Any]:
-    return service.refresh(session, refresh_token=body.refresh_token)
+def refresh(body: RefreshRequest, session: Session = Depends(get_session)) -> PlainJSONResponse:
+    return PlainJSONResponse(service.refresh(session, refresh_token=body.refresh_token))
 
 
 @router.post("/auth/logout", summary="End this session (access and refresh token)",

@@ -17,7 +17,7 @@ from services.accounts.passwords import hash_password, verify_password
 from services.accounts.principal import Principal
 from services.accounts.principal_cache import principal_changed
 from services.accounts.settings import get_account_settings
-from services.db import utcnow
+from services.db import again_if_dropped, insert_now, transaction, utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from services.points.models import ServicePoint, Staff
 from services.subjects.identity_numbers import parse_person_number
@@ -66,9 +66,10 @@ class StaffOnly(Forbidden):
 
 def _token_pair(session: Session, principal: Principal, *, family: str | None = None) -> dict[str, Any]:
     family = family or tokens.new_family()
-    access, lifetime = tokens.issue_access_token(principal=principal.key, roles=principal.roles, family=family,
-                                                 session=session)
-    refresh = tokens.issue_refresh_token(session, principal=principal.key, family=family)
+    access, lifetime, access_record = tokens.new_access_token(principal=principal.key, roles=principal.roles,
+                                                              family=family)
+    refresh, refresh_record = tokens.new_refresh_token(principal=principal.key, family=family)
+    insert_now(session, access_record, refresh_record)  # one round trip
     return {"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": lifetime,
             "user": describe_principal(session, principal)}
 
@@ -77,17 +78,25 @@ _ACCOUNT_BY_OPENID = select(CitizenAccount).where(CitizenAccount.openid == bindp
 
 
 def wechat_login(session: Session, *, code: str, client: WeChatClient) -> dict[str, Any]:
-    """Exchange a wx.login code for tokens, creating the citizen account on first sign-in."""
+    """Exchange a wx.login code for tokens, creating the citizen account on first sign-in.
+
+    The route runs on a statement session (api.routing.autocommits): a returning citizen's
+    sign-in is a read and ONE write statement (both token records), with no BEGIN, COMMIT or
+    pool ping; a first sign-in takes a transaction."""
     wechat_session = client.code_to_session(code)
-    account = session.exec(_ACCOUNT_BY_OPENID, params={"openid": wechat_session.openid}).first()
-    if account is None:
+    # the code is spent by now: a connection the database dropped must not fail the sign-in
+    account = again_if_dropped(lambda: session.exec(_ACCOUNT_BY_OPENID, params={"openid": wechat_session.openid})
+                               .first(), session=session)
+    if account is not None:
+        return _token_pair(session, citizen_principal(session, account))
+    with transaction(session) as writing:
         try:
-            with session.begin_nested():  # two first sign-ins at once: one creates, the other reads
+            with writing.begin_nested():  # two first sign-ins at once: one creates, the other reads
                 account = CitizenAccount(openid=wechat_session.openid)
-                session.add(account)
+                writing.add(account)
         except IntegrityError:
-            account = session.exec(select(CitizenAccount).where(CitizenAccount.openid == wechat_session.openid)).one()
-    return _token_pair(session, citizen_principal(session, account))
+            account = writing.exec(select(CitizenAccount).where(CitizenAccount.openid == wechat_session.openid)).one()
+        return _token_pair(writing, citizen_principal(writing, account))
 
 
 def staff_login(session: Session, *, username: str, password: str, address: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 
 from services.accounts.models import IssuedAccessToken, RefreshToken, RevokedAccessToken
 from services.config import get_settings
-from services.db import utcnow
+from services.db import insert_now, utcnow
 from services.errors import Unauthorized
 from services.keys import load_or_create_ec_private_key
 from services.ratelimit.connection import redis_client
@@ -94,6 +94,16 @@ def issue_access_token(*, principal: str, roles: tuple[str, ...], family: str,
                        session: Session | None = None) -> tuple[str, int]:
     """A signed access token and its lifetime in seconds. With a session, the token's id is
     recorded so that it can be revoked with its family or its account."""
+    token, lifetime, record = new_access_token(principal=principal, roles=roles, family=family)
+    if session is not None:
+        insert_now(session, record)
+    return token, lifetime
+
+
+def new_access_token(*, principal: str, roles: tuple[str, ...], family: str
+                     ) -> tuple[str, int, IssuedAccessToken]:
+    """issue_access_token's token and lifetime, and the record of it for the caller to write
+    (services.db.insert_now: at once, not by the unit of work, whose flush cost a sign-in ~0.4 ms)."""
     settings = get_settings()
     lifetime = settings.access_token_minutes * 60
     now = utcnow()
@@ -110,10 +120,8 @@ def issue_access_token(*, principal: str, roles: tuple[str, ...], family: str,
         "typ": "access",
         "fam": family,
     }
-    if session is not None:
-        session.add(IssuedAccessToken(jti=jti, family=family, principal=principal, issued_at=now,
-                                      expires_at=expires))
-    return jwt.encode(claims, _jose_key(_keys()[0]), algorithm=ALGORITHM), lifetime
+    record = IssuedAccessToken(jti=jti, family=family, principal=principal, issued_at=now, expires_at=expires)
+    return jwt.encode(claims, _jose_key(_keys()[0]), algorithm=ALGORITHM), lifetime, record
 
 
 VERIFIED_CACHE_SIZE = 20_000
@@ -188,10 +196,16 @@ def refresh_lifetime(principal: str) -> timedelta:
 
 
 def issue_refresh_token(session: Session, *, principal: str, family: str) -> str:
-    token = secrets.token_urlsafe(32)
-    session.add(RefreshToken(token_hash=_hash(token), family=family, principal=principal,
-                             expires_at=utcnow() + refresh_lifetime(principal)))
+    token, record = new_refresh_token(principal=principal, family=family)
+    insert_now(session, record)
     return token
+
+
+def new_refresh_token(*, principal: str, family: str) -> tuple[str, RefreshToken]:
+    """A refresh token and the record of it (its hash) for the caller to write."""
+    token = secrets.token_urlsafe(32)
+    return token, RefreshToken(token_hash=_hash(token), family=family, principal=principal,
+                               expires_at=utcnow() + refresh_lifetime(principal))
 
 
 def rotate_refresh_token(session: Session, *, token: str) -> tuple[str, str, str]:

@@ -150,3 +150,63 @@ def test_a_read_on_a_connection_the_server_dropped_is_run_again(client, engine):
         answer = client.get(path, headers=auth(citizen))
         assert answer.status_code == 200, answer.text
         assert answer.json()["id"] == case["id"]
+
+
+def test_a_returning_citizens_sign_in_runs_without_a_transaction(client, engine, statements):
+    """Its account read, then both token records as one statement (sent through psycopg, not
+    recorded here); the first sign-in, which creates the account, takes a transaction."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite keeps its transactions: its engine emits its own BEGIN IMMEDIATE")
+    statements.clear()
+    first = client.post("/api/v1/auth/wechat-login", json={"code": "demo-returning.1"})
+    assert first.status_code == 200, first.text
+    assert "COMMIT" in [sql for _, sql in statements], statements
+    statements.clear()
+    again = client.post("/api/v1/auth/wechat-login", json={"code": "demo-returning.2"})
+    assert again.status_code == 200, again.text
+    assert again.json()["user"]["id"] == first.json()["user"]["id"]
+    assert statements and all(autocommit for autocommit, _ in statements), statements
+    assert "COMMIT" not in [sql for _, sql in statements], statements
+    for answer in (first, again):  # each token pair was written: the refresh token works once
+        refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": answer.json()["refresh_token"]})
+        assert refreshed.status_code == 200, refreshed.text
+        assert client.get("/api/v1/me", headers=auth(answer.json()["access_token"])).status_code == 200
+
+
+
+def _drop_idle_connections(engine) -> None:
+    """What a restart of the server does to the pools' idle connections."""
+    from sqlalchemy import text
+
+    with engine.connect() as admin:
+        ended = admin.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state = 'idle'")).scalar_one()
+    assert ended >= 1
+
+
+def test_writes_on_a_connection_the_server_dropped_are_run_again(client, engine):
+    """A submission, an action and a sign-in whose first statement finds its pooled connection
+    dropped run again on a fresh one (nothing was written yet) instead of answering 500. The
+    sign-in retries its first read itself: the WeChat code it spent before cannot be spent twice."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("the statement sessions' own pool is PostgreSQL's")
+    citizen, id_number = verified_citizen(client)
+    clerk = staff(client, CLERK)
+    first = submit(client, citizen, residence_application(id_number, upload_pdf(client, citizen)), key="drop-1")
+    assert first.status_code == 201, first.text
+    assert client.post("/api/v1/auth/wechat-login", json={"code": "demo-dropped.1"}).status_code == 200
+
+    _drop_idle_connections(engine)
+    second = submit(client, citizen, residence_application(id_number, upload_pdf(client, citizen)), key="drop-2")
+    assert second.status_code == 201, second.text
+    _drop_idle_connections(engine)
+    accepted = act(client, clerk, first.json(), "accept")
+    assert accepted.status_code == 200, accepted.text
+    _drop_idle_connections(engine)
+    signed_in = client.post("/api/v1/auth/wechat-login", json={"code": "demo-dropped.2"})
+    assert signed_in.status_code == 200, signed_in.text
+    mine = client.get("/api/v1/cases", headers=auth(citizen)).json()["items"]
+    assert {first.json()["id"], second.json()["id"]} <= {case["id"] for case in mine}
+    assert [e["action"] for e in client.get(f"/api/v1/cases/{first.json()['id']}",
+                                            headers=auth(citizen)).json()["history"]] == ["submit", "accept"]
