@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.errors import OnestopError, TooManyRequests
@@ -51,6 +52,16 @@ def install_error_handlers(app: FastAPI) -> None:
                  401: ("unauthorized", "未登录或登录已失效"), 413: ("payload_too_large", "请求内容超过大小限制")}
         code, message = codes.get(error.status_code, ("http_error", str(error.detail)))
         return error_response(error.status_code, code, message, None, getattr(error, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+        # PostgreSQL gave up the transaction to let another one through (40P01 deadlock, e.g. two
+        # transfers crossing between the same two clerks' load rows; 40001 serialization): it was
+        # rolled back whole, and the same request sent again will go through
+        if getattr(error.orig, "sqlstate", None) in ("40P01", "40001"):
+            log.warning("transaction rolled back by the database", extra={"sqlstate": error.orig.sqlstate})
+            return error_response(503, "database_busy", "系统繁忙，请稍后重试", None, {"Retry-After": "1"})
+        return await unexpected(request, error)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 
+import psycopg.errors
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import DBAPIError
 
 from api.errors import install_error_handlers
 from api.limits import MAX_JSON_DEPTH, HardeningMiddleware, json_problem, rate_limited
@@ -96,6 +98,14 @@ def _app_with_a_broken_route() -> FastAPI:
     def echo(body: dict) -> dict:
         return body
 
+    @app.get("/deadlock")
+    def deadlock() -> dict:
+        raise DBAPIError("UPDATE clerk_loads …", None, psycopg.errors.DeadlockDetected("deadlock detected"))
+
+    @app.get("/database-error")
+    def database_error() -> dict:
+        raise DBAPIError("SELECT …", None, psycopg.errors.UndefinedTable("relation \"secret_table\" does not exist"))
+
     @app.get("/limited", dependencies=[Depends(rate_limited("submit"))])
     def limited() -> dict:
         return {"ok": True}
@@ -109,6 +119,16 @@ def test_no_stack_trace_ever_reaches_a_client():
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error", "message": response.json()["message"], "detail": None}
     assert "Traceback" not in response.text and "passwd" not in response.text
+
+
+def test_a_transaction_the_database_gave_up_is_503_try_again_and_other_database_errors_500():
+    with TestClient(_app_with_a_broken_route(), raise_server_exceptions=False) as client:
+        busy = client.get("/deadlock")
+        broken = client.get("/database-error")
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+    assert busy.json() == {"error": "database_busy", "message": busy.json()["message"], "detail": None}
+    assert broken.status_code == 500 and broken.json()["error"] == "internal_error"
+    assert "secret_table" not in broken.text and "clerk_loads" not in busy.text
 
 
 def test_a_body_read_by_the_middleware_reaches_the_route_unchanged():
