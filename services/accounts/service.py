@@ -23,7 +23,7 @@ from services.points.models import ServicePoint, Staff
 from services.subjects.identity_numbers import parse_person_number
 from services.subjects.models import Subject
 from services.subjects.protection import get_protector
-from services.subjects.repository import find_subject, get_or_create_subject
+from services.subjects.repository import create_subject, find_subject
 from services.wechat.client import FaceVerifyFailed, WeChatClient
 
 log = logging.getLogger("onestop.accounts")
@@ -288,7 +288,7 @@ def finish_real_name(session: Session, *, principal: Principal, verify_id: str,
                 raise IdNumberBound()
         try:
             with session.begin_nested():
-                subject = existing or get_or_create_subject(session, number=number, name=attempt.name)
+                subject = existing or create_subject(session, number=number, name=attempt.name)
                 account.subject_id = subject.id
                 session.add(account)
             principal_changed(session, principal_key=f"citizen:{account.id}")

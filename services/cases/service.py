@@ -42,7 +42,7 @@ from services.sla.settings import get_sla_settings
 from services.subjects.identity_numbers import parse_subject_number
 from services.subjects.models import Subject
 from services.subjects.protection import get_protector
-from services.subjects.repository import find_subject, get_or_create_subject
+from services.subjects.repository import create_subject, find_subject
 from workflows.calendar import WorkingDayCalendar
 from workflows.catalogue import Matter
 from workflows.engine import (ActionNotAvailable, Actor, Decision, InvalidPreviousState, MissingNeeds, RoleNotAllowed,
@@ -211,7 +211,7 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     # helper's consent used, a certificate's use logged) takes a transaction.
     alone = known is not None and not helper and not _cites_certificates(body)
     with (nullcontext(session) if alone else transaction(session)) as writing:
-        subject = known or get_or_create_subject(writing, number=number, name=applicant["name"].strip())
+        subject = known or create_subject(writing, number=number, name=applicant["name"].strip())
         material_rows = _check_materials(writing, principal=principal, matter=matter,
                                          materials=body.get("materials") or [], holder_subject_id=subject.id)
         consent = None

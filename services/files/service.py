@@ -109,15 +109,19 @@ def own_unattached_files(session: Session, *, principal: Principal, file_ids: li
     if not file_ids:
         return {}
     rows = records(session.execute(_OWN_FILES, {"ids": file_ids}))
-    return {row.id: row for row in rows if row.uploader == principal.key and row.case_id is None and not row.kept_by}
+    return {row.id: row for row in rows if _attachable_by(row, principal)}
 
 
 def get_own_unattached_file(session: Session, *, principal: Principal, file_id: str) -> StoredFile:
     """A file the caller uploaded and that no case or consent uses yet (to attach it)."""
     record = session.get(StoredFile, file_id)
-    if record is None or record.uploader != principal.key or record.case_id is not None or record.kept_by:
+    if record is None or not _attachable_by(record, principal):
         raise FileNotFound(detail={"file_id": file_id})
     return record
+
+
+def _attachable_by(file, principal: Principal) -> bool:
+    return file.uploader == principal.key and file.case_id is None and not file.kept_by
 
 
 def can_read(session: Session, *, principal: Principal, record: StoredFile) -> bool:

@@ -17,9 +17,11 @@ def find_subject(session: Session, *, number: SubjectNumber) -> Subject | None:
 
 def get_or_create_subject(session: Session, *, number: SubjectNumber, name: str) -> Subject:
     """The subject for this number, created (encrypted, hashed, masked) on first sight."""
-    subject = find_subject(session, number=number)
-    if subject is not None:
-        return subject
+    return find_subject(session, number=number) or create_subject(session, number=number, name=name)
+
+
+def create_subject(session: Session, *, number: SubjectNumber, name: str) -> Subject:
+    """A new subject for a number not seen before (encrypted, hashed, masked)."""
     protector = get_protector()
     subject = Subject(kind=number.subject_kind, number_type=number.type.value,
                       number_hash=protector.keyed_hash(number.value),

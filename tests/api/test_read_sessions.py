@@ -130,8 +130,6 @@ def test_a_read_on_a_connection_the_server_dropped_is_run_again(client, engine):
     again on a fresh connection instead of answering 500."""
     if engine.dialect.name == "sqlite":
         pytest.skip("the reads' own pool is PostgreSQL's")
-    from sqlalchemy import text
-
     from services.accounts import principal_cache
 
     citizen, case = new_case(client)
@@ -140,11 +138,7 @@ def test_a_read_on_a_connection_the_server_dropped_is_run_again(client, engine):
     # each the first statement on a connection the server has dropped
     for forget_principals in (False, True):
         assert client.get(path, headers=auth(citizen)).status_code == 200  # a pooled read connection exists
-        with engine.connect() as admin:  # what a restart does to the pools' idle connections
-            ended = admin.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND state = 'idle'")).scalar_one()
-        assert ended >= 1
+        _drop_idle_connections(engine)
         if forget_principals:
             principal_cache._cache.clear()
         answer = client.get(path, headers=auth(citizen))
@@ -171,7 +165,6 @@ def test_a_returning_citizens_sign_in_runs_without_a_transaction(client, engine,
         refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": answer.json()["refresh_token"]})
         assert refreshed.status_code == 200, refreshed.text
         assert client.get("/api/v1/me", headers=auth(answer.json()["access_token"])).status_code == 200
-
 
 
 def _drop_idle_connections(engine) -> None:

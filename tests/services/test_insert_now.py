@@ -124,7 +124,6 @@ def test_on_a_statement_session_the_writes_are_one_statement_all_or_nothing(engi
             connection.execute(delete(table).where(table.c.kind == kind))
 
 
-
 def test_a_statement_session_that_wrote_is_not_run_again_on_a_dropped_connection(engine):
     """again_if_dropped runs a statement session's work once more when its connection was
     dropped — unless the session has written: that write committed on its own, and running the
@@ -136,22 +135,29 @@ def test_a_statement_session_that_wrote_is_not_run_again_on_a_dropped_connection
     from services.db import again_if_dropped, statement_session
 
     dropped = DBAPIError("SELECT 1", None, Exception("server closed the connection"), connection_invalidated=True)
-    for wrote in (False, True):
-        runs = []
+    kind = "test:dropped"
+    try:
+        for wrote in (False, True):
+            runs = []
 
-        def work(session) -> str:
-            runs.append(1)
-            if len(runs) == 1:
+            def work(session) -> str:
+                runs.append(1)
+                if len(runs) == 1:
+                    if wrote:
+                        insert_now(session, OutboxJob(kind=kind, payload={}, dedupe_key=f"{kind}:{uuid4()}"))
+                    raise dropped
+                return "answered"
+
+            with statement_session(engine) as session:
                 if wrote:
-                    insert_now(session, OutboxJob(kind="test:dropped", payload={}, dedupe_key=f"test:dropped:{uuid4()}"))
-                raise dropped
-            return "answered"
+                    with pytest.raises(DBAPIError) as raised:
+                        again_if_dropped(lambda: work(session), session=session)
+                    assert raised.value is dropped and len(runs) == 1
+                else:
+                    assert again_if_dropped(lambda: work(session), session=session) == "answered"
+                    assert len(runs) == 2
+    finally:  # the job the session wrote committed on its own
+        from sqlalchemy import delete
 
-        with statement_session(engine) as session:
-            if wrote:
-                with pytest.raises(DBAPIError) as raised:
-                    again_if_dropped(lambda: work(session), session=session)
-                assert raised.value is dropped and len(runs) == 1
-            else:
-                assert again_if_dropped(lambda: work(session), session=session) == "answered"
-                assert len(runs) == 2
+        with engine.begin() as connection:
+            connection.execute(delete(OutboxJob.__table__).where(OutboxJob.__table__.c.kind == kind))
