@@ -4,6 +4,9 @@
     GET  /hello        {"hello": "world"}, no database
     POST /rows         {"payload": "..."} -> one-row INSERT into bench_rows, 201 {"id": n}
     GET  /rows/{id}    one row by primary key, 404 if missing
+    POST /wechat-code  {"code": "..."} -> the project's WeChat client exchanges it (jscode2session)
+                       at ONESTOP_WECHAT_BASE_URL, 200 {"ok": true}: the least a WeChat sign-in
+                       does before it touches the database (the floor of POST /auth/wechat-login)
 
 Sync `def` routes like the project's (FastAPI runs them in its thread pool). The table
 `bench_rows(id, payload)` is the baseline's own, not project schema: created here at start-up,
@@ -57,6 +60,10 @@ async def lifespan(_app: FastAPI):
 app = FastAPI(title="onestop bench baseline", lifespan=lifespan, docs_url=None, redoc_url=None)
 
 
+class WeChatCode(BaseModel):
+    code: str = Field(min_length=1, max_length=128)
+
+
 class NewRow(BaseModel):
     payload: str = Field(max_length=1000)
 
@@ -81,3 +88,11 @@ def select_row(row_id: int) -> dict[str, int | str]:
     if row is None:
         raise HTTPException(status_code=404, detail="no such row")
     return {"id": row.id, "payload": row.payload}
+
+
+@app.post("/wechat-code")
+def exchange_wechat_code(body: WeChatCode) -> dict[str, bool]:
+    from services.wechat.client import get_wechat_client  # configured from the environment, like the project's
+
+    get_wechat_client().code_to_session(body.code)
+    return {"ok": True}
