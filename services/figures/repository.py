@@ -23,6 +23,7 @@ from services.evaluations.models import Evaluation
 from services.figures.models import (COUNTER_NAMES, NO_DUE_DATE, UNASSIGNED, CaseFact, PointFigures,
                                      PointOpenFigures, RefreshState, RegionFigures, RegionOpenFigures,
                                      WorkingDayNumber)
+from services.points.models import CLOSED_STATES
 from services.regions.models import Region
 
 STATE_ROW_ID = 1
@@ -31,7 +32,8 @@ STATE_ROW_ID = 1
 COMPLETED_STATES = ("approved", "completed", "delivered")
 OUTCOME_STATES = {"completed": COMPLETED_STATES, "denied": ("denied",), "not_accepted": ("not_accepted",),
                   "withdrawn": ("withdrawn",)}
-CLOSED_STATES = tuple(state for states in OUTCOME_STATES.values() for state in states)
+# every outcome is one of the decided states (services.points.models.CLOSED_STATES) and the
+# reverse: what is not decided counts as open here as in a clerk's load
 
 FACT_COLUMNS = ("case_id", "region_code", "day", "matter_code", "service_point_id", "staff_id", "state",
                 "sla_state", "due_date", "accepted", "working_days", "rating")

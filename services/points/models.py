@@ -5,10 +5,12 @@ from sqlmodel import Field
 
 from services.db import SQLModel, UTCDateTime, utcnow
 
-# The states in which a case counts toward its assignee's load. The triggers that keep
-# clerk_loads write them out (migration 20261128_0013): a change here needs a migration that
-# redefines them (tests/services/points/test_clerk_loads.py fails until then).
-OPEN_STATES = ("submitted", "correcting", "accepted", "in_review", "suspended")
+# The decided states: the standard lifecycle's states whose SLA clock is stopped (办结 or ended).
+# A case in any other state — a review step a matter adds included — is open: it counts toward
+# its assignee's load. The triggers that keep clerk_loads write these out (migration
+# 20261128_0014): a change here needs a migration that redefines them
+# (tests/services/points/test_clerk_loads.py fails until then).
+CLOSED_STATES = ("approved", "completed", "delivered", "denied", "not_accepted", "withdrawn")
 
 STAFF_ROLES = ("clerk", "reviewer", "supervisor", "helper", "admin")
 STAFF_STATUSES = ("on_duty", "on_leave")

@@ -8,9 +8,9 @@ from sqlalchemy import and_, bindparam, func, or_
 from sqlmodel import Session, select
 
 from services.cases.models import Case
-from services.points.models import OPEN_STATES, ClerkLoad, ServicePoint, ServiceWindow, Staff
+from services.points.models import CLOSED_STATES, ClerkLoad, ServicePoint, ServiceWindow, Staff
 
-__all__ = ["OPEN_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "clerk_loads_with_windows",
+__all__ = ["CLOSED_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "clerk_loads_with_windows",
            "get_point", "get_window", "get_staff", "active_point_for", "active_window_named", "list_points",
            "list_windows", "list_staff", "active_staff_of_point", "active_staff_at_window", "open_case_count_at_point",
            "open_cases_assigned_to"]

@@ -13,7 +13,7 @@ from sqlalchemy import case as when, func, select
 from sqlmodel import Session
 
 from services.cases.models import Case
-from services.points.repository import OPEN_STATES
+from services.points.repository import CLOSED_STATES
 from services.regions.repository import subtree_prefix
 from services.sla.calendar import get_calendar, today_in_china
 from services.sla.settings import get_sla_settings
@@ -45,6 +45,6 @@ def case_counts(session: Session, *, service_point_id: int | None = None, region
         paused += int(state_paused or 0)
         escalated += int(state_escalated or 0)
     return {"by_state": dict(sorted(by_state.items())), "total": sum(by_state.values()),
-            "open": sum(n for state, n in by_state.items() if state in OPEN_STATES),
+            "open": sum(n for state, n in by_state.items() if state not in CLOSED_STATES),
             "due_soon": due_soon, "overdue": overdue, "paused": paused, "escalated_open": escalated,
             "as_of": today.isoformat(), "due_soon_days": get_sla_settings().due_soon_days}
