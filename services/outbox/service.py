@@ -65,11 +65,14 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
 
 
-def claim_next(session: Session, *, worker: str) -> OutboxJob | None:
-    """Claim one due job (or one whose lease ran out after a crash) and commit the claim."""
+def claim_next(session: Session, *, worker: str, kinds: tuple[str, ...] | None = None) -> OutboxJob | None:
+    """Claim one due job (or one whose lease ran out after a crash) and commit the claim; only
+    one of these `kinds`, if given."""
     now = utcnow()
     due = ((OutboxJob.state == "pending") & (OutboxJob.run_after <= now)) | (
         (OutboxJob.state == "running") & (OutboxJob.locked_until < now))
+    if kinds is not None:
+        due = due & OutboxJob.kind.in_(kinds)
     query = select(OutboxJob.id).where(due).order_by(OutboxJob.id).limit(1)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -87,10 +90,10 @@ def claim_next(session: Session, *, worker: str) -> OutboxJob | None:
     return session.get(OutboxJob, job_id)
 
 
-def run_one(engine, *, worker: str) -> bool:
-    """Claim and run one job. Returns False when nothing was due."""
+def run_one(engine, *, worker: str, kinds: tuple[str, ...] | None = None) -> bool:
+    """Claim and run one job (of these `kinds`, if given). Returns False when nothing was due."""
     with Session(engine, expire_on_commit=False) as session:
-        job = claim_next(session, worker=worker)
+        job = claim_next(session, worker=worker, kinds=kinds)
         if job is None:
             return False
         job_id, kind, payload = job.id, job.kind, dict(job.payload)
@@ -124,11 +127,13 @@ def _record_failure(session: Session, *, job_id: int, worker: str, error: Except
     log.warning("job failed", extra={"job_id": job_id, "kind": job.kind, "attempts": job.attempts, "final": final})
 
 
-def run_until_idle(engine, *, worker: str | None = None, limit: int = 1000) -> int:
-    """Run due jobs until none is left (tests, the CLI). Returns how many ran."""
+def run_until_idle(engine, *, worker: str | None = None, limit: int = 1000,
+                   kinds: tuple[str, ...] | None = None) -> int:
+    """Run due jobs (of these `kinds`, if given) until none is left (tests, the CLI, the
+    benchmark). Returns how many ran."""
     worker = worker or worker_id()
     count = 0
-    while count < limit and run_one(engine, worker=worker):
+    while count < limit and run_one(engine, worker=worker, kinds=kinds):
         count += 1
     return count
 

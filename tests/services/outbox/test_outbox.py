@@ -47,6 +47,23 @@ def test_each_job_runs_once_with_several_workers_racing(engine):
     assert sorted(ran) == list(range(30))
 
 
+def test_run_until_idle_can_run_only_some_kinds_leaving_the_others_due(engine):
+    wanted, other = _kind(), _kind()
+    ran: list[str] = []
+    for kind in (wanted, other):
+        outbox.handler(kind)(lambda _session, payload: ran.append(payload["kind"]))
+    with Session(engine) as session:
+        outbox.enqueue(session, kind=other, payload={"kind": other})  # first in line
+        outbox.enqueue(session, kind=wanted, payload={"kind": wanted})
+        session.commit()
+    assert outbox.run_until_idle(engine, kinds=(wanted,)) == 1 and ran == [wanted]
+    with Session(engine) as session:
+        left = session.exec(select(OutboxJob).where(OutboxJob.kind == other)).one()
+        assert left.state == "pending"
+    outbox.run_until_idle(engine, kinds=(other,))
+    assert ran == [wanted, other]
+
+
 def test_two_transactions_adding_the_same_job_at_once_add_it_once_without_error(engine):
     """The second waits for the first (a row lock on PostgreSQL, the write lock on SQLite), then
     adds nothing; neither fails."""
