@@ -12,7 +12,7 @@ from sqlmodel import Session
 from services.accounts.models import LoginAttempt, RealNameAttempt
 from services.accounts.tokens import purge_expired
 from services.db import utcnow
-from services.outbox.service import enqueue, handler
+from services.outbox.service import handler, schedule_daily
 
 log = logging.getLogger("onestop.accounts")
 
@@ -20,23 +20,16 @@ log = logging.getLogger("onestop.accounts")
 LOGIN_ATTEMPTS_KEPT = timedelta(days=190)
 
 
-def _schedule_housekeeping(session: Session, *, day_offset: int) -> None:
-    """One housekeeping job per day (the date is its dedupe key)."""
-    day = utcnow() + timedelta(days=day_offset)
-    enqueue(session, kind="accounts_housekeeping", payload={}, dedupe_key=f"accounts_housekeeping:{day:%Y-%m-%d}",
-            run_after=day if day_offset else None)
-
-
 def schedule_periodic(session: Session) -> None:
     """Called when a worker starts (services.outbox.registry): today's run, which schedules tomorrow's."""
-    _schedule_housekeeping(session, day_offset=0)
+    schedule_daily(session, kind="accounts_housekeeping", day_offset=0)
 
 
 @handler("accounts_housekeeping")
 def accounts_housekeeping(session: Session, payload: dict[str, Any]) -> None:
     """Purge expired token records, finished face-verification attempts and old sign-in rows;
     then schedule tomorrow's run."""
-    _schedule_housekeeping(session, day_offset=1)
+    schedule_daily(session, kind="accounts_housekeeping", day_offset=1)
     now = utcnow()
     counts = purge_expired(session, now=now)
     counts["real_name_attempts"] = session.execute(

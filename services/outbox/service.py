@@ -51,6 +51,13 @@ def enqueue(session: Session, *, kind: str, payload: dict[str, Any], dedupe_key:
         write_at_once(session, adding_jobs(session, [job]))
 
 
+def schedule_daily(session: Session, *, kind: str, day_offset: int) -> None:
+    """A once-a-day job (housekeeping): today's run (`day_offset` 0, due now) or a later day's
+    (due then); the date is its dedupe key, so any number of workers queue it once."""
+    day = utcnow() + timedelta(days=day_offset)
+    enqueue(session, kind=kind, payload={}, dedupe_key=f"{kind}:{day:%Y-%m-%d}", run_after=day if day_offset else None)
+
+
 def adding_jobs(session: Session, jobs: list[OutboxJob]) -> Write:
     """The write that adds these jobs, each dedupe_key once (as `enqueue` does), for the caller
     to run with the change that causes them (services.db.write_at_once)."""
