@@ -32,8 +32,8 @@ STATE_ROW_ID = 1
 COMPLETED_STATES = ("approved", "completed", "delivered")
 OUTCOME_STATES = {"completed": COMPLETED_STATES, "denied": ("denied",), "not_accepted": ("not_accepted",),
                   "withdrawn": ("withdrawn",)}
-# every outcome is one of the decided states (services.points.models.CLOSED_STATES) and the
-# reverse: what is not decided counts as open here as in a clerk's load
+# Their states are exactly the decided ones (CLOSED_STATES, imported above; a test checks): what
+# is not decided is open, here as in a clerk's load.
 
 FACT_COLUMNS = ("case_id", "region_code", "day", "matter_code", "service_point_id", "staff_id", "state",
                 "sla_state", "due_date", "accepted", "working_days", "rating")
