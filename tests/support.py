@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import uuid
 
@@ -31,6 +32,17 @@ def run_jobs() -> int:
     from services.outbox.service import run_until_idle
 
     return run_until_idle(get_engine())
+
+
+def suite_redis():
+    """A client of the tests' Redis database that answers bytes, as stored (None when the suite
+    runs without Redis)."""
+    url = os.environ.get("ONESTOP_TEST_REDIS_URL")
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url)
 
 
 def auth(token: str) -> dict[str, str]:

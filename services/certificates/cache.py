@@ -1,4 +1,4 @@
-"""Redis for the public certificate endpoints: the status cache and the clients.
+"""Redis for the public certificate endpoints: the status cache.
 
 Only when `ONESTOP_REDIS_URL` is set. Keys hold no holder data, and not even the identifier in
 clear: `onestop:cert:status:<h>` and `onestop:cert:gen:<h>` with h = SHA-256(identifier)[:32].
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from typing import Any
 
-from services.config import get_settings
-# the loop-bound async client is the shared one; named here so a test can replace it for the
-# status endpoint alone
+# the shared clients; the async one named here so a test can replace it for the status endpoint alone
 from services.ratelimit.connection import ASYNC_TIMEOUT_SECONDS, async_redis_client as async_client  # noqa: F401
+from services.ratelimit.connection import redis_client
 
 log = logging.getLogger("onestop.certificates.cache")
 
@@ -54,41 +52,13 @@ def generation_key(identifier: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Clients
-
-_sync_lock = threading.Lock()
-_sync_clients: dict[str, Any] = {}
-
-
-def redis_url() -> str | None:
-    return get_settings().redis_url or None
-
-
-def sync_client():
-    """A redis.Redis for the configured URL (None without Redis)."""
-    url = redis_url()
-    if not url:
-        return None
-    client = _sync_clients.get(url)
-    if client is None:
-        import redis
-
-        with _sync_lock:
-            client = _sync_clients.get(url)
-            if client is None:
-                client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-                _sync_clients[url] = client
-    return client
-
-
-# ---------------------------------------------------------------------------------------------
 # Status cache
 
 
 def invalidate_status(identifiers) -> None:
     """After a commit that changed these certificates: bump each generation, drop each answer.
     Never raises (a Redis outage must not fail a committed change); logs instead."""
-    client = sync_client()
+    client = redis_client()
     if client is None:
         return
     try:

@@ -19,6 +19,7 @@ from functools import lru_cache
 
 from services.config import get_settings
 from services.errors import TooManyRequests
+from services.ratelimit.connection import redis_client
 
 log = logging.getLogger("onestop.certificates.ratelimit")
 
@@ -91,10 +92,8 @@ def check(bucket: str, client: str, *, limit: int, window_seconds: int) -> None:
     """Count one request; raise RateLimited (429, Retry-After) over `limit` per window."""
     if not enabled():
         return
-    from services.certificates.cache import sync_client
-
     start, retry_after = window(window_seconds)
-    redis = sync_client()
+    redis = redis_client()
     if redis is None:
         count = _local.hit(bucket, client, start)
     else:
@@ -127,9 +126,7 @@ def check_local(bucket: str, client: str, *, limit: int, window_seconds: int) ->
 def reset() -> None:
     """Forget every count (tests)."""
     _local.reset()
-    from services.certificates.cache import sync_client
-
-    redis = sync_client()
+    redis = redis_client()
     if redis is not None:
         keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
         if keys:

@@ -18,7 +18,7 @@ from services.certificates import checklog, ratelimit
 from services.certificates.models import CertificatePublicCheck
 from services.certificates.settings import get_certificate_settings
 from tests.services.certificates.support import TOWN_OF_STATION, issued_residence_certificate, staff_token
-from tests.support import WITH_STATION, auth, verified_citizen
+from tests.support import WITH_STATION, auth, suite_redis, verified_citizen
 
 STATUS = "/api/v1/public/certificates/{}/status"
 
@@ -191,7 +191,7 @@ def test_a_status_change_in_one_process_is_seen_at_once_by_another(client, holde
     _, _, certificate = holder
     url = STATUS.format(certificate["identifier"])
     supervisor = staff_token(client, f"supervisor-{TOWN_OF_STATION}")
-    redis = cache.sync_client()
+    redis = suite_redis()
     previous = "valid"
     for status in ("suspended", "valid", "revoked"):
         for _ in range(3):
@@ -208,7 +208,7 @@ def test_a_status_change_in_one_process_is_seen_at_once_by_another(client, holde
 def test_the_status_cache_holds_no_holder_data(client, holder):
     from services.certificates import cache
 
-    redis = cache.sync_client()
+    redis = suite_redis()
     if redis is None:
         pytest.skip("no Redis configured (ONESTOP_TEST_REDIS_URL)")
     _, id_number, certificate = holder

@@ -12,11 +12,12 @@ from sqlmodel import Session, select
 
 from services.certificates import cache, checklog, ratelimit
 from services.certificates.models import CertificatePublicCheck
+from tests.support import suite_redis
 
 
 @pytest.fixture
 def redis():
-    client = cache.sync_client()
+    client = suite_redis()
     if client is None:
         pytest.skip("no Redis configured (ONESTOP_TEST_REDIS_URL)")
     return client
