@@ -168,12 +168,9 @@ def change_password(session: Session, *, principal: Principal, claims: tokens.Ac
 
 
 def refresh(session: Session, *, refresh_token: str) -> dict[str, Any]:
-    principal_key, family, new_refresh = tokens.rotate_refresh_token(session, token=refresh_token)
-    principal = load_principal(session, principal_key=principal_key)
-    access, lifetime = tokens.issue_access_token(principal=principal.key, roles=principal.roles, family=family,
-                                                 session=session)
-    return {"access_token": access, "refresh_token": new_refresh, "token_type": "bearer", "expires_in": lifetime,
-            "user": describe_principal(session, principal)}
+    """The next pair of the refresh token's family (the token itself is used up)."""
+    principal_key, family = tokens.use_refresh_token(session, token=refresh_token)
+    return _token_pair(session, load_principal(session, principal_key=principal_key), family=family)
 
 
 def logout(session: Session, *, claims: tokens.AccessClaims) -> None:

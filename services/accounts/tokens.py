@@ -195,12 +195,6 @@ def refresh_lifetime(principal: str) -> timedelta:
     return timedelta(days=get_settings().refresh_token_days)
 
 
-def issue_refresh_token(session: Session, *, principal: str, family: str) -> str:
-    token, record = new_refresh_token(principal=principal, family=family)
-    insert_now(session, record)
-    return token
-
-
 def new_refresh_token(*, principal: str, family: str) -> tuple[str, RefreshToken]:
     """A refresh token and the record of it (its hash) for the caller to write."""
     token = secrets.token_urlsafe(32)
@@ -208,9 +202,10 @@ def new_refresh_token(*, principal: str, family: str) -> tuple[str, RefreshToken
                                expires_at=utcnow() + refresh_lifetime(principal))
 
 
-def rotate_refresh_token(session: Session, *, token: str) -> tuple[str, str, str]:
-    """Use a refresh token once: returns (principal, family, new refresh token). Reuse of an already used
-    token revokes its whole family (it was probably stolen) and the access tokens issued in it.
+def use_refresh_token(session: Session, *, token: str) -> tuple[str, str]:
+    """Use a refresh token once: returns (principal, family) for the caller to issue the next pair
+    in. Reuse of an already used token revokes its whole family (it was probably stolen) and the
+    access tokens issued in it.
 
     The use is one conditional UPDATE, so two requests racing with the same token cannot both
     succeed: the second one sees it used, which counts as reuse."""
@@ -230,8 +225,7 @@ def rotate_refresh_token(session: Session, *, token: str) -> tuple[str, str, str
         error = InvalidRefreshToken(detail={"reason": "reused"})
         error.keep_changes = True
         raise error
-    new_token = issue_refresh_token(session, principal=record.principal, family=record.family)
-    return record.principal, record.family, new_token
+    return record.principal, record.family
 
 
 def revoke_family(session: Session, *, family: str) -> None:

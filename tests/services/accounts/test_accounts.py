@@ -44,7 +44,7 @@ def test_a_password_change_revokes_every_session_but_the_kept_one(session):
     issued = []
     for family in families:
         token, _ = tokens.issue_access_token(principal=principal, roles=("clerk",), family=family, session=session)
-        tokens.issue_refresh_token(session, principal=principal, family=family)
+        session.add(tokens.new_refresh_token(principal=principal, family=family)[1])
         issued.append(tokens.decode_access_token(token))
     session.flush()
     tokens.revoke_principal(session, principal=principal, keep_family=families[0])
@@ -95,7 +95,5 @@ def test_staff_sessions_are_short_and_citizens_long(session):
 
     assert tokens.refresh_lifetime("staff:1") == timedelta(hours=get_account_settings().staff_refresh_token_hours)
     assert tokens.refresh_lifetime("citizen:1") == timedelta(days=get_settings().refresh_token_days)
-    token = tokens.issue_refresh_token(session, principal="staff:1", family="f")
-    session.flush()
-    record = session.get(RefreshToken, tokens._hash(token))
+    record = tokens.new_refresh_token(principal="staff:1", family="f")[1]
     assert record.expires_at - utcnow() <= timedelta(hours=get_account_settings().staff_refresh_token_hours)
