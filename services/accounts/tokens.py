@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 
 from services.accounts.models import IssuedAccessToken, RefreshToken, RevokedAccessToken
 from services.config import get_settings
-from services.db import insert_now, utcnow
+from services.db import utcnow
 from services.errors import Unauthorized
 from services.keys import load_or_create_ec_private_key
 from services.ratelimit.connection import redis_client
@@ -90,20 +90,11 @@ def _jose_key(pem: str):
     return jwk.construct(pem, ALGORITHM)
 
 
-def issue_access_token(*, principal: str, roles: tuple[str, ...], family: str,
-                       session: Session | None = None) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds. With a session, the token's id is
-    recorded so that it can be revoked with its family or its account."""
-    token, lifetime, record = new_access_token(principal=principal, roles=roles, family=family)
-    if session is not None:
-        insert_now(session, record)
-    return token, lifetime
-
-
 def new_access_token(*, principal: str, roles: tuple[str, ...], family: str
                      ) -> tuple[str, int, IssuedAccessToken]:
-    """issue_access_token's token and lifetime, and the record of it for the caller to write
-    (services.db.insert_now: at once, not by the unit of work, whose flush cost a sign-in ~0.4 ms)."""
+    """A signed access token, its lifetime in seconds, and the record of its id for the caller to
+    write, so that it can be revoked with its family or its account (services.db.insert_now: at
+    once, not by the unit of work, whose flush cost a sign-in ~0.4 ms)."""
     settings = get_settings()
     lifetime = settings.access_token_minutes * 60
     now = utcnow()

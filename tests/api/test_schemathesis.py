@@ -78,8 +78,9 @@ def _fresh_token(token: str) -> str:
 
     claims = token_service.decode_access_token(token)
     with session_scope() as session:
-        fresh, _ = token_service.issue_access_token(principal=claims.principal, roles=claims.roles,
-                                                    family=token_service.new_family(), session=session)
+        fresh, _, record = token_service.new_access_token(principal=claims.principal, roles=claims.roles,
+                                                          family=token_service.new_family())
+        session.add(record)
     return fresh
 
 

@@ -83,8 +83,9 @@ def _citizen(engine, number_index: int, region_code: str) -> tuple[str, str, str
             account = CitizenAccount(openid=f"profile-{uuid.uuid4().hex}", subject_id=subject.id)
             session.add(account)
             session.commit()
-        token, _ = tokens.issue_access_token(principal=f"citizen:{account.id}", roles=("citizen",),
-                                             family=tokens.new_family(), session=session)
+        token, _, record = tokens.new_access_token(principal=f"citizen:{account.id}", roles=("citizen",),
+                                                  family=tokens.new_family())
+        session.add(record)
         session.commit()
     return token, number, "程序测"
 
@@ -97,8 +98,9 @@ def _staff_token(engine, username: str) -> str:
 
     with Session(engine) as session:
         staff = session.exec(select(Staff).where(Staff.username == username)).one()
-        token, _ = tokens.issue_access_token(principal=f"staff:{staff.id}", roles=(staff.role,),
-                                             family=tokens.new_family(), session=session)
+        token, _, record = tokens.new_access_token(principal=f"staff:{staff.id}", roles=(staff.role,),
+                                                  family=tokens.new_family())
+        session.add(record)
         session.commit()
     return token
 

@@ -43,7 +43,8 @@ def test_a_password_change_revokes_every_session_but_the_kept_one(session):
     families = [tokens.new_family() for _ in range(3)]
     issued = []
     for family in families:
-        token, _ = tokens.issue_access_token(principal=principal, roles=("clerk",), family=family, session=session)
+        token, _, record = tokens.new_access_token(principal=principal, roles=("clerk",), family=family)
+        session.add(record)
         session.add(tokens.new_refresh_token(principal=principal, family=family)[1])
         issued.append(tokens.decode_access_token(token))
     session.flush()

@@ -35,7 +35,7 @@ class CountingLoader:
 
 
 def _claims(principal_key: str) -> tokens.AccessClaims:
-    token, _ = tokens.issue_access_token(principal=principal_key, roles=("clerk",), family="f")
+    token, _, _ = tokens.new_access_token(principal=principal_key, roles=("clerk",), family="f")
     return tokens.decode_access_token(token)
 
 
