@@ -23,7 +23,7 @@ from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyReco
 from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
 from services.db import insert_now, inserting, transaction, utcnow, write_guarded
-from services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.errors import Conflict, Forbidden, InvalidInput, NotFound, OnestopError
 from services.files.service import FileNotFound, attach_to_case, attaching, own_unattached_files
 from services.matters import service as matters
 from services.notifications.service import notice_of_action
@@ -40,7 +40,7 @@ from services.sla.calendar import CHINA, get_calendar
 from services.sla.calendar import today_in_china as _today_in_china
 from services.sla.settings import get_sla_settings
 from services.subjects.identity_numbers import parse_subject_number
-from services.subjects.models import Subject
+from services.subjects.models import Subject, SubjectRef
 from services.subjects.protection import get_protector
 from services.subjects.repository import create_subject, find_subject
 from workflows.calendar import WorkingDayCalendar
@@ -151,9 +151,18 @@ def _validator(schema_json: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_json))
 
 
+_validators_by_object: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
 def form_validator(schema: dict[str, Any]) -> Draft202012Validator:
-    """Compiled once per schema, not per request."""
-    return _validator(json.dumps(schema, sort_keys=True))
+    """Compiled once per schema, not per request; found by the schema object (a loaded matter
+    keeps its own) so that the schema's text, the compiled one's key, is made only once per object."""
+    entry = _validators_by_object.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_validators_by_object) >= 512:  # schema objects made per call would pile up
+            _validators_by_object.clear()
+        entry = _validators_by_object[id(schema)] = (schema, _validator(json.dumps(schema, sort_keys=True)))
+    return entry[1]
 
 
 def form_errors(schema: dict[str, Any], form: dict[str, Any], *, prefix: str = "form") -> list[dict[str, str]]:
@@ -178,15 +187,31 @@ class Submitted(NamedTuple):
 
 def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
                 idempotency_key: str | None) -> Submitted:
-    """Validate, route and store a new application."""
-    fingerprint = request_fingerprint(body)
-    if idempotency_key:
-        record = repository.find_idempotency_record(session, principal=principal.key, key=idempotency_key)
-        if record is not None:
-            if record.request_sha256 != fingerprint:
-                raise IdempotencyKeyReused()
-            return Submitted(session.get(Case, record.case_id), True, None)
+    """Validate, route and store a new application.
 
+    With an Idempotency-Key, a request answered before is answered again with its case. The key's
+    record is looked for only when this request fails: a repeated request does (its files are
+    attached by then, its consent used, and at the latest its key's record breaks the unique
+    constraint, after waiting for the first request's commit), so a first submission — nearly
+    every one — costs no read for it."""
+    fingerprint = request_fingerprint(body) if idempotency_key else None
+    try:
+        return _submit_new(session, principal=principal, body=body, idempotency_key=idempotency_key,
+                           fingerprint=fingerprint)
+    except (OnestopError, IntegrityError):
+        if not idempotency_key:
+            raise
+        session.rollback()  # whatever the failure left: the look-up must be able to run
+        record = repository.find_idempotency_record(session, principal=principal.key, key=idempotency_key)
+        if record is None:
+            raise
+    if record.request_sha256 != fingerprint:
+        raise IdempotencyKeyReused()
+    return Submitted(session.get(Case, record.case_id), True, None)
+
+
+def _submit_new(session: Session, *, principal: Principal, body: dict[str, Any], idempotency_key: str | None,
+                fingerprint: str | None) -> Submitted:
     helper = principal.kind == "staff" and bool(principal.roles) and principal.roles[0] == "helper"
     if principal.kind != "citizen" and not helper:
         raise Forbidden("窗口收件申请尚未开放", code="channel_not_supported")
@@ -198,14 +223,17 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
     number = _applicant_number(applicant, subject_kind=definition.subject_kind)
     if helper:
         _require_helpers_village(principal, region_code=body["region_code"])
+        known = find_subject(session, number=number)
     else:
         _require_self(principal=principal, applicant=applicant, number=number)
+        # applying as themself, a citizen is the subject their account is bound to: no read
+        known = own_subject(principal, number) if applicant["kind"] == "person" else find_subject(session, number=number)
     _validate_form(definition.form_schema, body.get("form") or {})
+
     def idempotency_record(case: Case) -> list[IdempotencyRecord]:
         return [IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
                                   case_id=case.id)] if idempotency_key else []
 
-    known = find_subject(session, number=number)
     # A citizen's own application, for a subject already known and citing no certificate, writes
     # its case's rows only: on a statement session one statement. Anything more (a new subject, a
     # helper's consent used, a certificate's use logged) takes a transaction.
@@ -227,8 +255,8 @@ def submit_case(session: Session, *, principal: Principal, body: dict[str, Any],
         except IntegrityError as error:
             if not _is_idempotency_key_taken(error):
                 raise
-            # the same key is being submitted concurrently: its record waited for the other
-            # request to commit, then broke the unique constraint
+            # the same key submitted concurrently: this record waited for the other request to
+            # commit, then broke the unique constraint (submit_case answers with the other's case)
             raise Conflict("相同幂等键的请求正在处理，请稍后重试", code="idempotency_in_progress") from error
         if consent is not None:
             use_consent(writing, consent=consent, case_id=case.id)
@@ -364,6 +392,13 @@ def _require_helpers_village(principal: Principal, *, region_code: str) -> None:
     if not principal.jurisdiction_code or not region_code.startswith(subtree_prefix(principal.jurisdiction_code)):
         raise InvalidInput("帮办代办员只能为本服务站所辖村（社区）的群众代办",
                            detail=[_field_error("region_code", "outside_jurisdiction")])
+
+
+def own_subject(principal: Principal, number) -> SubjectRef:
+    """The subject a verified citizen's account is bound to, as their Principal carries it: the
+    applicant of their own application (`_require_self` has checked the number is theirs)."""
+    return SubjectRef(id=principal.subject_id, kind="person", name=principal.name,
+                      number_hash=principal.subject_hash, number_masked=number.masked)
 
 
 def _require_self(*, principal: Principal, applicant: dict[str, Any], number) -> None:

@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Column, LargeBinary
 from sqlmodel import Field
@@ -21,3 +22,14 @@ class Subject(SQLModel, table=True):
     number_masked: str = Field(max_length=24)
     name: str = Field(max_length=100)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class SubjectRef(NamedTuple):
+    """What a new case needs of a subject known without reading its row (a verified citizen's
+    own, which their Principal carries)."""
+
+    id: int
+    kind: str
+    name: str
+    number_hash: str
+    number_masked: str

@@ -120,10 +120,10 @@ def test_an_action_that_read_the_case_before_another_committed_is_stale_and_writ
 
 @pytest.mark.parametrize("sessions", SESSIONS)
 def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(client, engine, sessions):
-    """Both requests find no record for the key and create their case; the second's record waits
-    for the first to commit, breaks the unique key and answers 409 idempotency_in_progress, and
-    nothing of the second stays (its case, materials, history, the file it named): rolled back in
-    a transaction, never written as one statement."""
+    """Both requests create their case; the second's key record waits for the first to commit and
+    breaks the unique key; the second is answered with the first's case, and nothing of its own
+    stays (its case, materials, history, the file it named): rolled back in a transaction, never
+    written as one statement."""
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
     from jose import jwt
@@ -143,9 +143,9 @@ def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(clien
     def second_request() -> None:
         with SESSIONS[sessions](engine) as session:
             try:
-                submit_case(session, principal=principal, body=body, idempotency_key="same-key")
+                submitted = submit_case(session, principal=principal, body=body, idempotency_key="same-key")
                 session.commit()
-                outcome.append("created")
+                outcome.append(("replayed" if submitted.replayed else "created", submitted.case.id))
             except OnestopError as error:
                 session.rollback()
                 outcome.append(error.code)
@@ -157,7 +157,7 @@ def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(clien
     first.commit()
     first.close()
     thread.join(20)
-    assert outcome == ["idempotency_in_progress"]
+    assert outcome == [("replayed", created.id)]
     with Session(engine) as session:
         records = session.exec(select(IdempotencyRecord).where(IdempotencyRecord.principal == principal.key)).all()
         cases = session.exec(select(Case).where(Case.created_by_principal == principal.key)).all()
