@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, func, or_
 from sqlmodel import Session, select
@@ -10,7 +11,7 @@ from sqlmodel import Session, select
 from services.cases.models import Case
 from services.points.models import CLOSED_STATES, ClerkLoad, ServicePoint, ServiceWindow, Staff
 
-__all__ = ["CLOSED_STATES", "TERMINAL_STATES", "active_points_in", "clerk_loads", "clerk_loads_with_windows",
+__all__ = ["CLOSED_STATES", "TERMINAL_STATES", "Clerk", "active_points_in", "clerk_loads",
            "get_point", "get_window", "get_staff", "active_point_for", "active_window_named", "list_points",
            "list_windows", "list_staff", "active_staff_of_point", "active_staff_at_window", "open_case_count_at_point",
            "open_cases_assigned_to"]
@@ -26,37 +27,43 @@ def active_points_in(session: Session, *, region_codes: list[str]) -> list[Servi
                              .order_by(ServicePoint.id)))
 
 
+class Clerk(NamedTuple):
+    """A clerk as routing sees them: who, and the window they sit at (None: no counter)."""
+
+    id: int
+    username: str
+    display_name: str
+    window_name: str | None
+
+
 def clerk_loads(session: Session, *, service_point_id: int, category: str | None = None,
-                exclude_staff_id: int | None = None) -> list[tuple[Staff, int]]:
+                exclude_staff_id: int | None = None) -> list[tuple[Clerk, int]]:
     """On-duty active clerks of a point qualified for a matter category (their window handles it,
     or they have no window: a clerk without a counter takes everything), each with their count of
     open cases at the point, least loaded first. `category` None: every clerk.
 
     One query over the point's clerks (a handful of rows) and their `clerk_loads` rows, which
     triggers on `cases` keep (services.points.models.ClerkLoad): no case is read, however many
-    a clerk has open."""
-    return [(staff, count) for staff, _window, count in clerk_loads_with_windows(
-        session, service_point_id=service_point_id, category=category, exclude_staff_id=exclude_staff_id)]
-
-
-def clerk_loads_with_windows(session: Session, *, service_point_id: int, category: str | None = None,
-                             exclude_staff_id: int | None = None) -> list[tuple[Staff, ServiceWindow | None, int]]:
-    """`clerk_loads` with each clerk's window (None: no counter), read in the same query."""
+    a clerk has open. Plain records of the columns routing uses, not Staff objects: every
+    submission routes, and loading whole rows as ORM objects cost half of this read."""
     parameters = {"point_id": service_point_id}
     if exclude_staff_id is not None:
         parameters["exclude_staff_id"] = exclude_staff_id
-    rows = session.exec(_clerk_loads_statement(exclude_staff_id is not None), params=parameters).all()
-    qualified = [(staff, window, int(count)) for staff, window, count in rows
-                 if window is None or window.handles(category)]
-    return sorted(qualified, key=lambda item: (item[2], item[0].id))
+    rows = session.execute(_clerk_loads_statement(exclude_staff_id is not None), parameters).all()
+    qualified = [(Clerk(staff_id, username, display_name, window_name), int(load))
+                 for staff_id, username, display_name, window_name, categories, load in rows
+                 if not categories or category is None or category in categories]
+    return sorted(qualified, key=lambda item: (item[1], item[0].id))
 
 
 @lru_cache(maxsize=None)
 def _clerk_loads_statement(excluding_one: bool):
     # Built once and executed with parameters: every submission routes, and building this
-    # statement cost four times its round trip.
+    # statement cost four times its round trip. Only active windows are joined (an inactive
+    # one's clerk is left out by the WHERE), so a window's categories decide alone.
     point_id = bindparam("point_id")
-    query = (select(Staff, ServiceWindow, func.coalesce(ClerkLoad.open_cases, 0).label("load"))
+    query = (select(Staff.id, Staff.username, Staff.display_name, ServiceWindow.name, ServiceWindow.categories,
+                    func.coalesce(ClerkLoad.open_cases, 0).label("load"))
              .outerjoin(ServiceWindow, ServiceWindow.id == Staff.window_id)
              .outerjoin(ClerkLoad, and_(ClerkLoad.staff_id == Staff.id, ClerkLoad.service_point_id == point_id))
              .where(Staff.service_point_id == point_id, Staff.role == "clerk", Staff.active.is_(True),

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from services.errors import InvalidInput
-from services.points.models import ServicePoint, Staff
-from services.points.repository import clerk_loads_with_windows
+from services.points.models import ServicePoint
+from services.points.repository import Clerk, clerk_loads
 from services.routing.index import LEVEL_ORDER, PointDecision, PointRef, get_index
 
 LEVEL_LABELS = {"village": "村级", "town": "乡镇级", "county": "县级"}
@@ -33,7 +33,7 @@ class NoHandlingPoint(InvalidInput):
 @dataclass(frozen=True)
 class RoutingDecision:
     handling_point: PointRef  # as the routing index has it: no read of the point's row
-    assignee: Staff | None
+    assignee: Clerk | None
     reason: str
 
 
@@ -114,16 +114,16 @@ def _anywhere_in_county(session: Session, index, *, region_code: str, receiving_
 
 
 def choose_assignee(session: Session, *, point: ServicePoint | PointRef, category: str | None,
-                    exclude_staff_id: int | None = None) -> tuple[Staff | None, str]:
+                    exclude_staff_id: int | None = None) -> tuple[Clerk | None, str]:
     """The least-loaded qualified clerk of an `assign` point (None in a `pool` point or when no
     clerk qualifies), and the sentence saying so."""
     if point.routing_mode != "assign":
         return None, "进入该点待认领队列"
-    loads = clerk_loads_with_windows(session, service_point_id=point.id, category=category,
-                                     exclude_staff_id=exclude_staff_id)
+    loads = clerk_loads(session, service_point_id=point.id, category=category, exclude_staff_id=exclude_staff_id)
     if not loads:
         if category:
             return None, f"该点暂无可办理{category_label(category)}类事项的在岗窗口人员，进入待认领队列"
         return None, "该点暂无在岗窗口人员，进入待认领队列"
-    assignee, window, count = loads[0]
-    return assignee, f"分配给 {window.name + ' ' if window else ''}{assignee.display_name}（当前 {count} 件）"
+    assignee, count = loads[0]
+    window = assignee.window_name + " " if assignee.window_name else ""
+    return assignee, f"分配给 {window}{assignee.display_name}（当前 {count} 件）"
