@@ -1,15 +1,15 @@
 """Gap-tolerant counters that are safe under concurrent transactions on both databases."""
 
-import functools
 import threading
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from services.db import again_if_dropped
-
 _UPSERT = text("INSERT INTO counters (name, value) VALUES (:name, 1) "
+               "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
+_UPSERT_SQL = ("INSERT INTO counters (name, value) VALUES (%(name)s, 1) "  # the same, for psycopg itself
                "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
 
 # Counters taken outside the caller's transaction use a small pool of their own: a request that
@@ -45,14 +45,36 @@ def take_value(session: Session, *, name: str) -> int:
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
         return next_value(session, name=name)
-    # a connection the database dropped is found here rather than pinged before every number;
-    # at worst the lost attempt had counted: a gap
-    return again_if_dropped(functools.partial(_upsert_alone, _counter_engine(bind.engine), name))
+    engine = _counter_engine(bind.engine)
+    try:
+        return _upsert_alone(engine, name)
+    except _ConnectionDropped:
+        # a connection the database dropped (a restart) is found here rather than pinged before
+        # every number; at worst the lost attempt had counted: a gap
+        return _upsert_alone(engine, name)
+
+
+class _ConnectionDropped(Exception):
+    pass
 
 
 def _upsert_alone(engine: Engine, name: str) -> int:
-    with engine.connect() as connection:  # autocommit: the upsert is its own transaction
-        return int(connection.execute(_UPSERT, {"name": name}).one()[0])
+    # The driver's connection straight from the pool, in autocommit (the upsert is its own
+    # transaction): SQLAlchemy's Connection and Result around this one statement cost as much
+    # CPU as the round trip itself (89 against 45 µs per number, measured), on every submission.
+    connection = engine.raw_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_UPSERT_SQL, {"name": name})
+            return int(cursor.fetchone()[0])
+    except psycopg.OperationalError as error:
+        if not connection.dbapi_connection.closed:
+            raise
+        connection.invalidate()
+        engine.dispose(close=False)  # the pool's other connections went with it: take fresh ones
+        raise _ConnectionDropped() from error
+    finally:
+        connection.close()  # back to the pool (a no-op for an invalidated one)
 
 
 def _counter_engine(bind: Engine) -> Engine:
