@@ -15,7 +15,7 @@ from services.errors import Forbidden
 from services.matters.service import AdminOnly
 from services.wechat.client import WeChatClient, get_wechat_client
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 SESSION_SCOPE_KEY = "onestop.session"
@@ -40,7 +40,7 @@ async def get_session(request: Request) -> Session:
     return session
 
 
-def _claims(request: Request, credentials: HTTPAuthorizationCredentials | None) -> tokens.AccessClaims:
+def claims_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> tokens.AccessClaims:
     # CPU work and usually a cache hit (services.accounts.tokens): no thread hop
     claims = request.scope.get("onestop.claims")
     if claims is None:
@@ -51,21 +51,25 @@ def _claims(request: Request, credentials: HTTPAuthorizationCredentials | None) 
 
 
 async def get_claims(request: Request,
-                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> tokens.AccessClaims:
-    return _claims(request, credentials)
+                     credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> tokens.AccessClaims:
+    return claims_of(request, credentials)
 
 
-async def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+async def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
                             session: Session = Depends(get_session)) -> Principal:
     # the token is read here and not through get_claims: each level of dependencies costs FastAPI
     # a resolution of its own on every request
-    return await resolve_principal(session, claims=_claims(request, credentials), load=load_principal)
+    return await resolve_principal(session, claims=claims_of(request, credentials), load=load_principal)
 
 
-async def require_citizen(principal: Principal = Depends(current_principal)) -> Principal:
+def citizen_only(principal: Principal) -> Principal:
     if principal.kind != "citizen":
         raise Forbidden("仅限群众账号", code="citizen_only")
     return principal
+
+
+async def require_citizen(principal: Principal = Depends(current_principal)) -> Principal:
+    return citizen_only(principal)
 
 
 async def require_staff(principal: Principal = Depends(current_principal)) -> Principal:

@@ -1,9 +1,9 @@
 """Request limits: the rate-limit dependency factory and the hardening middleware.
 
 `rate_limited(name)` is a FastAPI dependency counting each request against the named limit of
-services.ratelimit (429 with Retry-After when over), keyed by the client address or, for
-`key="principal"`, by the signed-in account (read from the verified token, so no database
-round trip). `ONESTOP_RATE_LIMITS=off` turns every limit off.
+services.ratelimit (429 with Retry-After when over), keyed by the client address;
+`rate_limited_principal(name)` gives the route its principal, counted per signed-in account.
+`ONESTOP_RATE_LIMITS=off` turns every limit off.
 
 `HardeningMiddleware` (pure ASGI) refuses, before any route runs:
   - JSON bodies nested deeper than `MAX_JSON_DEPTH`, or carrying a NUL character (`\\u0000`,
@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import get_claims
-from services.accounts.tokens import AccessClaims
+from api.deps import bearer, claims_of, get_session
+from services.accounts import principal_cache
+from services.accounts.principal import Principal
+from services.accounts.service import load_principal
 from services.ratelimit import enforce_async
 
 MAX_JSON_DEPTH = 32
@@ -51,23 +55,30 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def rate_limited(name: str, *, key: str = "address") -> Callable[..., None]:
-    """A dependency enforcing the named limit (services.ratelimit.settings) per client address
-    (`key="address"`) or per signed-in account (`key="principal"`)."""
-    if key == "principal":
-        async def per_principal(claims: AccessClaims = Depends(get_claims)) -> None:
-            await enforce_async(name, "principal:" + claims.principal)
-
-        per_principal.__name__ = f"rate_limit_{name.replace('-', '_')}"
-        return per_principal
-    if key != "address":
-        raise ValueError("key must be 'address' or 'principal'")
-
+def rate_limited(name: str) -> Callable[..., Awaitable[None]]:
+    """A dependency enforcing the named limit (services.ratelimit.settings) per client address."""
     async def per_address(request: Request) -> None:
         await enforce_async(name, "address:" + client_address(request))
 
     per_address.__name__ = f"rate_limit_{name.replace('-', '_')}"
     return per_address
+
+
+def rate_limited_principal(name: str) -> Callable[..., Awaitable[Principal]]:
+    """`current_principal`, with the request counted against the named limit per signed-in
+    account (429 with Retry-After when over). With Redis, the limit's script also reads what
+    resolving the principal needs (its token's revocation, its account's generation): one round
+    trip for both, on every limited request."""
+    async def principal_within_limit(request: Request,
+                                     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                                     session: Session = Depends(get_session)) -> Principal:
+        claims = claims_of(request, credentials)
+        read = await enforce_async(name, "principal:" + claims.principal,
+                                   also_read=principal_cache.redis_keys(claims))
+        return await principal_cache.resolve_principal(session, claims=claims, load=load_principal, read=read)
+
+    principal_within_limit.__name__ = f"principal_within_{name.replace('-', '_')}_limit"
+    return principal_within_limit
 
 
 def json_problem(body: bytes) -> tuple[str, str] | None:

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from api.deps import current_principal, get_claims, get_session, require_citizen, wechat_client
+from api.deps import citizen_only, current_principal, get_claims, get_session, require_citizen, wechat_client
 from api.errors import errors
-from api.limits import client_address, rate_limited
+from api.limits import client_address, rate_limited, rate_limited_principal
 from api.responses import PlainJSONResponse
 from api.routing import SessionRoute, autocommits
 from services.accounts import service
@@ -157,11 +157,11 @@ def change_password(body: PasswordChange, request: Request, principal: Principal
              response_model=RealNameStarted,
              description="422 `invalid_id_number` with `detail.reason` (length, character, birth_date, "
                          "check_character, region); 409 `real_name_already_verified`.",
-             responses=errors(401, 403, 409, 422, 429, 503),
-             dependencies=[Depends(rate_limited("real-name", key="principal"))])
-def real_name_start(body: RealNameStart, principal: Principal = Depends(require_citizen),
+             responses=errors(401, 403, 409, 422, 429, 503))
+def real_name_start(body: RealNameStart, principal: Principal = Depends(rate_limited_principal("real-name")),
                     session: Session = Depends(get_session),
                     client: WeChatClient = Depends(wechat_client)) -> dict[str, Any]:
+    citizen_only(principal)
     return service.start_real_name(session, principal=principal, name=body.name, id_number=body.id_number,
                                    client=client)
 

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
-from api.limits import rate_limited
+from api.limits import rate_limited_principal
 from api.responses import PlainJSONResponse
 from api.routers.cases import MaterialRef, OrganizationApplicant, PersonApplicant
 from api.routing import SessionRoute
@@ -47,9 +47,8 @@ def get_bundle(code: str, session: Session = Depends(get_session)) -> dict[str, 
              description="Creates the parent case and one child case per matter, each routed to its own handling "
                          "point. The parent completes when every child completes, and fails (state `failed`, with "
                          "the reason) as soon as one is denied or not accepted.",
-             responses=errors(401, 403, 404, 409, 422, 429),
-             dependencies=[Depends(rate_limited("submit", key="principal"))])
-def apply(code: str, body: SubmitBundle, principal: Principal = Depends(current_principal),
+             responses=errors(401, 403, 404, 409, 422, 429))
+def apply(code: str, body: SubmitBundle, principal: Principal = Depends(rate_limited_principal("submit")),
           session: Session = Depends(get_session),
           idempotency_key: str | None = Header(default=None, max_length=200, alias="Idempotency-Key")) -> dict[str, Any]:
     parent, _replayed = service.submit_bundle(session, principal=principal, code=code,

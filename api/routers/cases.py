@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
-from api.limits import rate_limited
+from api.limits import rate_limited_principal
 from api.responses import PlainJSONResponse
 from api.routing import SessionRoute, autocommits, reads_only
 from services.accounts.principal import Principal
@@ -81,10 +81,9 @@ def _json(content: Any, status_code: int = 200) -> PlainJSONResponse:
 
 
 @router.post("/cases", status_code=status.HTTP_201_CREATED, summary="Submit an application",
-             responses=errors(401, 403, 404, 409, 422, 429),
-             dependencies=[Depends(rate_limited("submit", key="principal"))])
+             responses=errors(401, 403, 404, 409, 422, 429))
 @autocommits
-def submit_case(body: SubmitCase, principal: Principal = Depends(current_principal),
+def submit_case(body: SubmitCase, principal: Principal = Depends(rate_limited_principal("submit")),
                 session: Session = Depends(get_session),
                 idempotency_key: str | None = Header(default=None, max_length=200, alias="Idempotency-Key"),
                 ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
-from api.limits import rate_limited
+from api.limits import rate_limited_principal
 from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.consents import service
@@ -104,9 +104,8 @@ class HelperList(BaseModel):
              description="The citizen (real-name verified) lets one helper apply for one matter on their behalf, "
                          "once, within 30 days. The helper passes the `id` as `consent_id` in POST /cases; the "
                          "`code` is what the citizen shows at the counter (POST /consents/lookup).",
-             responses=errors(401, 403, 409, 422, 429),
-             dependencies=[Depends(rate_limited("consent", key="principal"))])
-def create_consent(body: NewConsent, principal: Principal = Depends(current_principal),
+             responses=errors(401, 403, 409, 422, 429))
+def create_consent(body: NewConsent, principal: Principal = Depends(rate_limited_principal("consent")),
                    session: Session = Depends(get_session)) -> dict[str, Any]:
     consent = service.create_consent(session, principal=principal, helper_id=body.helper_id,
                                      matter_code=body.matter_code)
@@ -118,9 +117,8 @@ def create_consent(body: NewConsent, principal: Principal = Depends(current_prin
              description="For a person without a phone: the helper uploads the scan of the signed consent "
                          "(POST /files) and records it here. The case filed with it cannot be accepted until a "
                          "clerk of the receiving point confirms it (POST /consents/{id}/confirmation).",
-             responses=errors(401, 403, 404, 409, 422, 429),
-             dependencies=[Depends(rate_limited("consent", key="principal"))])
-def create_paper_consent(body: NewPaperConsent, principal: Principal = Depends(current_principal),
+             responses=errors(401, 403, 404, 409, 422, 429))
+def create_paper_consent(body: NewPaperConsent, principal: Principal = Depends(rate_limited_principal("consent")),
                          session: Session = Depends(get_session)) -> dict[str, Any]:
     consent = service.create_paper_consent(session, principal=principal, matter_code=body.matter_code,
                                            applicant_name=body.applicant.name, id_number=body.applicant.id_number,
@@ -139,9 +137,8 @@ def list_consents(status_: Literal["active", "used", "revoked", "expired", "reje
 
 
 @router.post("/consents/lookup", summary="Helper: find a consent by the code the citizen shows",
-             response_model=ConsentView, responses=errors(401, 403, 404, 422, 429),
-             dependencies=[Depends(rate_limited("consent", key="principal"))])
-def lookup_consent(body: CodeLookup, principal: Principal = Depends(current_principal),
+             response_model=ConsentView, responses=errors(401, 403, 404, 422, 429))
+def lookup_consent(body: CodeLookup, principal: Principal = Depends(rate_limited_principal("consent")),
                    session: Session = Depends(get_session)) -> dict[str, Any]:
     return service.consent_view(session, service.find_by_code(session, principal=principal, code=body.code))
 

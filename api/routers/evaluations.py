@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
-from api.limits import rate_limited
+from api.limits import rate_limited_principal
 from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.evaluations import figures, service
@@ -114,9 +114,9 @@ class Figures(BaseModel):
                          "409 `case_not_completed` | `already_evaluated` | `evaluation_window_closed` (an unrated "
                          "case counts as 满意 after the window). 不满意 / 非常不满意 opens a rectification for the "
                          "handling point's supervisor; once it is done the applicant may rate once more.",
-             responses=errors(401, 403, 404, 409, 422, 429),
-             dependencies=[Depends(rate_limited("evaluation", key="principal"))])
-def evaluate(body: NewEvaluation, case_id: str = CaseId, principal: Principal = Depends(current_principal),
+             responses=errors(401, 403, 404, 409, 422, 429))
+def evaluate(body: NewEvaluation, case_id: str = CaseId,
+             principal: Principal = Depends(rate_limited_principal("evaluation")),
              session: Session = Depends(get_session)) -> dict[str, Any]:
     evaluation = service.evaluate(session, principal=principal, case_id=case_id, level=body.level,
                                   comment=body.comment)

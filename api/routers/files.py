@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from api.deps import current_principal, get_session
 from api.errors import errors
-from api.limits import rate_limited
+from api.limits import rate_limited_principal
 from api.routing import SessionRoute
 from services.accounts.principal import Principal
 from services.config import get_settings
@@ -52,10 +52,9 @@ def _chunks(upload: UploadFile) -> Iterator[bytes]:
                          "the declared type: 415 `file_type_not_allowed` for anything but PDF, JPEG, PNG; 413 "
                          "`file_too_large` over the limit (20 MiB by default). A file no case uses a day after "
                          "its upload is deleted.",
-             responses=errors(401, 413, 415, 422, 429), max_body_size=UPLOAD_BODY_LIMIT,
-             dependencies=[Depends(rate_limited("upload", key="principal"))])
+             responses=errors(401, 413, 415, 422, 429), max_body_size=UPLOAD_BODY_LIMIT)
 def upload_file(file: UploadFile = File(description="the material: a PDF, JPEG or PNG, at most 20 MiB by default"),
-                principal: Principal = Depends(current_principal),
+                principal: Principal = Depends(rate_limited_principal("upload")),
                 session: Session = Depends(get_session)) -> dict[str, Any]:
     record = service.store_upload(session, principal=principal, chunks=_chunks(file))
     return {"id": record.id, "sha256": record.sha256, "size": record.size, "content_type": record.content_type}

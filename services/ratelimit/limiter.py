@@ -79,8 +79,11 @@ class InProcessBackend:
 
 
 # KEYS[1] the identity's key; ARGV[1] interval (s), ARGV[2] period (s). Redis's clock, so
-# processes on machines with skewed clocks agree. Returns {allowed, retry_after_ms}.
+# processes on machines with skewed clocks agree. Returns {allowed, retry_after_ms, read}: `read`
+# the values of KEYS[2..] (MGET), which a caller reads along to save itself a round trip.
 _GCRA = """
+local read = {}
+if #KEYS > 1 then read = redis.call('MGET', unpack(KEYS, 2, #KEYS)) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
@@ -90,10 +93,10 @@ if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - period
 if now < allow_at then
-  return {0, math.ceil((allow_at - now) * 1000)}
+  return {0, math.ceil((allow_at - now) * 1000), read}
 end
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {1, 0}
+return {1, 0, read}
 """
 
 
@@ -103,7 +106,7 @@ class RedisBackend:
         self._script = client.register_script(_GCRA)
 
     def hit(self, key: str, rate: Rate) -> Decision:
-        allowed, retry_ms = self._script(keys=[key], args=[repr(rate.interval), repr(rate.period)])
+        allowed, retry_ms, _ = self._script(keys=[key], args=[repr(rate.interval), repr(rate.period)])
         return Decision(bool(int(allowed)), int(retry_ms) / 1000.0)
 
     def reset(self, key: str) -> None:
@@ -113,19 +116,20 @@ class RedisBackend:
 _GCRA_SHA = hashlib.sha1(_GCRA.encode()).hexdigest()
 
 
-async def _hit_on_loop(key: str, rate: Rate) -> Decision | None:
-    """The Redis backend's hit through the event loop's own client (None without Redis): the
-    same script, by its SHA, loaded into Redis the first time Redis does not know it."""
+async def _hit_on_loop(key: str, rate: Rate, also_read: tuple[str, ...]) -> tuple[Decision, list] | None:
+    """The Redis backend's hit through the event loop's own client (None without Redis), with
+    the values of the keys `also_read`: the same script, by its SHA, loaded into Redis the first
+    time Redis does not know it."""
     client = async_redis_client()
     if client is None:
         return None
-    arguments = (1, key, repr(rate.interval), repr(rate.period))
+    arguments = (1 + len(also_read), key, *also_read, repr(rate.interval), repr(rate.period))
     async with asyncio.timeout(ASYNC_TIMEOUT_SECONDS):
         try:
-            allowed, retry_ms = await client.evalsha(_GCRA_SHA, *arguments)
+            allowed, retry_ms, read = await client.evalsha(_GCRA_SHA, *arguments)
         except NoScriptError:
-            allowed, retry_ms = await client.eval(_GCRA, *arguments)
-    return Decision(bool(int(allowed)), int(retry_ms) / 1000.0)
+            allowed, retry_ms, read = await client.eval(_GCRA, *arguments)
+    return Decision(bool(int(allowed)), int(retry_ms) / 1000.0), read
 
 
 class RateLimiter:
@@ -152,20 +156,22 @@ class RateLimiter:
                             extra={"error": type(error).__name__, "limit": name})
         return self._fallback.hit(key, rate)
 
-    async def hit_async(self, name: str, identity: str) -> Decision:
+    async def hit_async(self, name: str, identity: str, *, also_read: tuple[str, ...] = ()
+                        ) -> tuple[Decision, list | None]:
         """`hit` for async callers: with Redis, one round trip on the event loop (no worker
-        thread); in-process, a dictionary update."""
+        thread), which also reads the Redis keys `also_read` (their values, or None when the
+        count was not kept in Redis); in-process, a dictionary update."""
         rate = get_rate_limit_settings().rate(name)
         key = limit_key(name, identity)
         if self._backend is not None:
             try:
-                decision = await _hit_on_loop(key, rate)
-                if decision is not None:
-                    return decision
+                answer = await _hit_on_loop(key, rate, also_read)
+                if answer is not None:
+                    return answer
             except (RedisError, OSError, TimeoutError) as error:
                 log.warning("rate limiter: Redis unavailable, counting in this process",
                             extra={"error": type(error).__name__, "limit": name})
-        return self._fallback.hit(key, rate)
+        return self._fallback.hit(key, rate), None
 
     def reset(self, name: str, identity: str) -> None:
         key = limit_key(name, identity)
@@ -206,12 +212,16 @@ def enforce(name: str, identity: str, *, message: str | None = None) -> None:
     _refuse_if_over(get_limiter().hit(name, identity), name, message)
 
 
-async def enforce_async(name: str, identity: str, *, message: str | None = None) -> None:
+async def enforce_async(name: str, identity: str, *, message: str | None = None,
+                        also_read: tuple[str, ...] = ()) -> list | None:
     """`enforce` for the event loop: what the API's rate-limit dependencies call, so that a
-    limited route costs no extra hop to a worker thread."""
+    limited route costs no extra hop to a worker thread. Returns the values of the Redis keys
+    `also_read`, read in the same round trip, or None when they were not (no Redis, limits off)."""
     if not limits_enabled():
-        return
-    _refuse_if_over(await get_limiter().hit_async(name, identity), name, message)
+        return None
+    decision, read = await get_limiter().hit_async(name, identity, also_read=also_read)
+    _refuse_if_over(decision, name, message)
+    return read
 
 
 def _refuse_if_over(decision: Decision, name: str, message: str | None) -> None:

@@ -4,6 +4,7 @@ targets, security headers, no stack traces) and the rate-limit dependency."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import psycopg.errors
@@ -146,5 +147,72 @@ def test_the_rate_limit_dependency_answers_429_with_retry_after(monkeypatch):
             assert [client.get("/limited").status_code for _ in range(3)] == [200, 200, 429]
             refused = client.get("/limited")
             assert refused.json()["error"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
+    finally:
+        reset_limiter()
+
+
+def test_the_per_account_limit_counts_each_account_and_still_sees_revoked_tokens(api, monkeypatch):
+    """`rate_limited_principal`: the route's principal, counted per signed-in account (429 with
+    Retry-After over the limit; another account has its own count). With Redis the limit's
+    script reads the token's revocation along: a signed-out token is still 401."""
+    from tests.support import MINIMAL_PDF, auth
+
+    monkeypatch.setattr(get_settings(), "rate_limits", "on")
+    monkeypatch.setattr(get_rate_limit_settings(), "upload", "2/minute")
+    reset_limiter()
+
+    def login() -> str:
+        code = f"demo-lim{uuid.uuid4().hex[:8]}.{uuid.uuid4().hex[:6]}"
+        answer = api.post("/api/v1/auth/wechat-login", json={"code": code})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["access_token"]
+
+    def upload(token: str):
+        return api.post("/api/v1/files", files={"file": ("a.pdf", MINIMAL_PDF, "application/pdf")}, headers=auth(token))
+
+    try:
+        first, second = login(), login()
+        assert [upload(first).status_code for _ in range(3)] == [201, 201, 429]
+        refused = upload(first)
+        assert refused.json()["error"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
+        assert upload(second).status_code == 201  # its own count
+        assert api.post("/api/v1/auth/logout", headers=auth(second)).status_code == 204
+        assert upload(second).status_code == 401
+        assert upload("not-a-token").status_code == 401
+    finally:
+        reset_limiter()
+
+
+@pytest.mark.skipif(not os.environ.get("ONESTOP_TEST_REDIS_URL"), reason="needs Redis (ONESTOP_TEST_REDIS_URL)")
+def test_a_limited_request_asks_redis_once_for_its_limit_and_its_principal(api, monkeypatch):
+    """The limit's script reads the principal's revocation and generation in the same round
+    trip: a limited request runs the script and no MGET of its own."""
+    from tests.support import MINIMAL_PDF, auth, suite_redis
+
+    monkeypatch.setattr(get_settings(), "rate_limits", "on")
+    reset_limiter()
+    redis = suite_redis()
+    code = f"demo-once{uuid.uuid4().hex[:8]}.{uuid.uuid4().hex[:6]}"
+    answer = api.post("/api/v1/auth/wechat-login", json={"code": code})
+    token = answer.json()["access_token"]
+
+    def upload() -> int:
+        return api.post("/api/v1/files", files={"file": ("a.pdf", MINIMAL_PDF, "application/pdf")},
+                        headers=auth(token)).status_code
+
+    try:
+        assert upload() == 201  # the principal is cached, the script loaded
+        marker = f"end-{uuid.uuid4().hex}"
+        with redis.monitor() as monitor:
+            assert upload() == 201
+            redis.echo(marker)
+            sent = []  # the commands clients sent (not those a script ran inside Redis)
+            while True:
+                command = monitor.next_command()
+                if marker in command["command"]:
+                    break
+                if command.get("client_type") != "lua":
+                    sent.append(command["command"].split()[0].upper())
+        assert sent.count("EVALSHA") + sent.count("EVAL") == 1 and "MGET" not in sent, sent
     finally:
         reset_limiter()
