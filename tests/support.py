@@ -45,6 +45,18 @@ def suite_redis():
     return redis.Redis.from_url(url)
 
 
+def forget_rate_limits() -> None:
+    """Every rate limit's counts gone: this process's, and the tests' Redis ones."""
+    from services.ratelimit import reset_limiter
+
+    reset_limiter()
+    redis = suite_redis()
+    if redis is not None:
+        keys = list(redis.scan_iter(match="onestop:rl:*", count=1000))
+        if keys:
+            redis.delete(*keys)
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

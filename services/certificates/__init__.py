@@ -12,6 +12,6 @@ render -> QR -> sign pipeline, and the registry.
     service.py       issuing exactly once, status lifecycle, expiry, usage, grants, 免证办
     public.py        the public status (Redis cache, rate limit, check log)
     verification.py  verdict on an uploaded PDF
-    cache.py, ratelimit.py, checklog.py, settings.py, seals.py   their helpers
+    cache.py, checklog.py, settings.py, seals.py   their helpers
     tasks.py         outbox jobs: issue_certificate, expire_certificates
 """

@@ -11,10 +11,13 @@ caller's transaction (the usage endpoint does, so a check a moment ago is listed
 from __future__ import annotations
 
 import atexit
+import hashlib
+import hmac
 import logging
 import threading
 import time
 from collections import deque
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import insert
@@ -34,6 +37,23 @@ _lock = threading.Lock()
 _flush_lock = threading.Lock()
 _thread: threading.Thread | None = None
 _stop = threading.Event()
+
+
+@lru_cache
+def _client_key() -> bytes:
+    from services.config import get_settings
+    from services.keys import load_or_create_secret
+
+    settings = get_settings()
+    return load_or_create_secret(settings, configured=settings.pii_hash_key, filename="pii-hash.key", size=32)
+
+
+@lru_cache(maxsize=8192)
+def client_hash(address: str | None) -> str:
+    """Keyed hash (HMAC-SHA256, its own domain) of a client address: what the log keeps of the
+    client, never the address."""
+    message = b"onestop/client-address/v1\x00" + (address or "unknown").encode("utf-8")
+    return hmac.new(_client_key(), message, hashlib.sha256).hexdigest()
 
 
 def record(*, kind: str, identifier: str | None, certificate_id: str | None, result: str, client: str) -> None:

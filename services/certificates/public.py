@@ -1,9 +1,10 @@
 """Public checks, no login: a certificate's status by its identifier, and a PDF's verification.
 
-Both are rate limited per client, and every check is logged (checklog.py). The status answer
-is cached in Redis when it is configured (cache.py), and stays correct the moment a status
-changes. The hot path (a cached answer) is one Redis round trip: the rate-limit counter, the
-cached answer and its generation in one pipeline.
+Both are rate limited per client address (services.ratelimit: `public-status`, `public-verify`),
+and every check is logged (checklog.py). The status answer is cached in Redis when it is
+configured (cache.py), and stays correct the moment a status changes. The hot path (a cached
+answer) is one Redis round trip: the limit's script also reads the cached answer and its
+generation.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from typing import Any
 
 import anyio
 
-from services.certificates import cache, checklog, ratelimit
+from services.certificates import cache, checklog
 from services.certificates.identifiers import InvalidCertificateIdentifier, parse_identifier
-from services.certificates.settings import get_certificate_settings, parse_rate
+from services.certificates.settings import get_certificate_settings
 from services.errors import NotFound
+from services.ratelimit import RateLimited, enforce, enforce_async
 
 log = logging.getLogger("onestop.certificates.public")
 
-STATUS_BUCKET = "cert-status"
-VERIFY_BUCKET = "cert-verify"
+STATUS_LIMIT = "public-status"
+VERIFY_LIMIT = "public-verify"
 
 
 class UnknownCertificateIdentifier(NotFound):
@@ -47,24 +49,6 @@ def _checked_identifier(identifier: str) -> str:
     again); a malformed one raises every time and is never cached."""
     parse_identifier(identifier)
     return identifier
-
-
-# One round trip for the hot path: count the client's request in its window (when limiting),
-# then fetch the cached answer and the certificate's generation.
-_LIMIT_AND_FETCH = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
-local values = redis.call('MGET', KEYS[2], KEYS[3])
-return {count, values[1], values[2]}
-"""
-_scripts: dict[int, Any] = {}
-
-
-def _limit_and_fetch(client):
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_LIMIT_AND_FETCH)
-    return script
 
 
 def _lookup(identifier: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -167,15 +151,12 @@ def _ttl_seconds() -> int:
 
 async def status_json(identifier: str, *, client_address: str | None) -> bytes:
     """The JSON body of GET /public/certificates/{identifier}/status."""
-    client = ratelimit.client_hash(client_address)
-    limit, window_seconds = parse_rate(get_certificate_settings().public_status_rate)
-    limiting = ratelimit.enabled()
+    client = checklog.client_hash(client_address)
+    limit_identity = "address:" + (client_address or "unknown")
     try:
         _checked_identifier(identifier)
     except InvalidCertificateIdentifier as error:
-        if limiting:
-            await anyio.to_thread.run_sync(lambda: ratelimit.check(STATUS_BUCKET, client, limit=limit,
-                                                                    window_seconds=window_seconds))
+        await _counted(limit_identity, client, identifier)
         checklog.record(kind="status", identifier=identifier, certificate_id=None, result="invalid_identifier",
                         client=client)
         raise MalformedCertificateIdentifier(error.message, detail=error.detail) from None
@@ -183,40 +164,23 @@ async def status_json(identifier: str, *, client_address: str | None) -> bytes:
     redis = cache.async_client()
     generation = None
     caching = redis is not None and get_certificate_settings().certificate_status_cache_seconds > 0
-    if redis is not None:
+    # the limit's script reads the cached answer and its generation along (None: not read there)
+    read = await _counted(limit_identity, client, identifier,
+                          also_read=(cache.status_key(identifier), cache.generation_key(identifier)) if redis else ())
+    if redis is not None and read is None:
         try:
             async with asyncio.timeout(cache.ASYNC_TIMEOUT_SECONDS):
-                if limiting:
-                    start, _ = ratelimit.window(window_seconds)
-                    replies = await _limit_and_fetch(redis)(
-                        keys=[ratelimit.redis_key(STATUS_BUCKET, client, start), cache.status_key(identifier),
-                              cache.generation_key(identifier)], args=[window_seconds + 5])
-                else:
-                    replies = await redis.mget(cache.status_key(identifier), cache.generation_key(identifier))
-        except Exception:  # noqa: BLE001 - Redis away or slow: answer from the database, unlimited
+                read = await redis.mget(cache.status_key(identifier), cache.generation_key(identifier))
+        except Exception:  # noqa: BLE001 - Redis away or slow: answer from the database
             log.warning("redis unavailable for the status check", exc_info=True)
-            redis, caching, replies = None, False, None
-        if replies is not None:
-            if limiting:
-                try:
-                    ratelimit.check_count(STATUS_BUCKET, replies[0], limit=limit, window_seconds=window_seconds)
-                except ratelimit.RateLimited:
-                    checklog.record(kind="status", identifier=identifier, certificate_id=None,
-                                    result="rate_limited", client=client)
-                    raise
-            cached, generation = replies[-2], replies[-1]
-            if cached is not None:
-                certificate_id, status, body = cache.decode_entry(cached)
-                checklog.record(kind="status", identifier=identifier, certificate_id=certificate_id,
-                                result=status, client=client)
-                return body
-    elif limiting:
-        try:
-            ratelimit.check_local(STATUS_BUCKET, client, limit=limit, window_seconds=window_seconds)
-        except ratelimit.RateLimited:
-            checklog.record(kind="status", identifier=identifier, certificate_id=None, result="rate_limited",
-                            client=client)
-            raise
+            redis, caching = None, False
+    if read:
+        cached, generation = read
+        if cached is not None:
+            certificate_id, status, body = cache.decode_entry(cached)
+            checklog.record(kind="status", identifier=identifier, certificate_id=certificate_id,
+                            result=status, client=client)
+            return body
 
     answer, certificate_id = await _lookup_on_loop(identifier)
     if answer is None:
@@ -236,13 +200,24 @@ async def status_json(identifier: str, *, client_address: str | None) -> bytes:
     return body
 
 
+async def _counted(identity: str, client: str, identifier: str, *,
+                   also_read: tuple[str, ...] = ()) -> list | None:
+    """Count one status check against the client's limit (429, logged, over it); the values of
+    `also_read` when the limit's Redis script read them."""
+    try:
+        return await enforce_async(STATUS_LIMIT, identity, also_read=also_read)
+    except RateLimited:
+        checklog.record(kind="status", identifier=identifier, certificate_id=None, result="rate_limited",
+                        client=client)
+        raise
+
+
 def check_verify_rate(client_address: str | None) -> str:
     """Count one verification for this client (429 over the limit); returns the client hash."""
-    client = ratelimit.client_hash(client_address)
-    limit, window_seconds = parse_rate(get_certificate_settings().public_verify_rate)
+    client = checklog.client_hash(client_address)
     try:
-        ratelimit.check(VERIFY_BUCKET, client, limit=limit, window_seconds=window_seconds)
-    except ratelimit.RateLimited:
+        enforce(VERIFY_LIMIT, "address:" + (client_address or "unknown"))
+    except RateLimited:
         checklog.record(kind="verify", identifier=None, certificate_id=None, result="rate_limited", client=client)
         raise
     return client

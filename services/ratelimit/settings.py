@@ -53,7 +53,8 @@ class RateLimitSettings(BaseSettings):
     wechat_login: str = "120/minute"
     staff_login: str = "30/minute"
     refresh: str = "120/minute"
-    public_certificate: str = "120/minute"
+    public_status: str = "120/minute"  # the public certificate status check
+    public_verify: str = "20/minute"  # a PDF verification costs ~100 ms of CPU
     # per signed-in principal
     real_name: str = "10/hour"  # each face verification is a paid WeChat call
     submit: str = "30/minute"
@@ -63,8 +64,8 @@ class RateLimitSettings(BaseSettings):
     # in-process backend: most identities remembered at once (oldest forgotten first)
     memory_max_keys: int = 100_000
 
-    @field_validator("wechat_login", "staff_login", "refresh", "public_certificate", "real_name", "submit",
-                     "upload", "consent", "evaluation")
+    @field_validator("wechat_login", "staff_login", "refresh", "public_status", "public_verify", "real_name",
+                     "submit", "upload", "consent", "evaluation")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rate(value)

@@ -14,20 +14,19 @@ import sys
 import pytest
 from sqlmodel import Session, select
 
-from services.certificates import checklog, ratelimit
+from services.certificates import checklog
 from services.certificates.models import CertificatePublicCheck
-from services.certificates.settings import get_certificate_settings
 from tests.services.certificates.support import TOWN_OF_STATION, issued_residence_certificate, staff_token
-from tests.support import WITH_STATION, auth, suite_redis, verified_citizen
+from tests.support import WITH_STATION, auth, forget_rate_limits, suite_redis, verified_citizen
 
 STATUS = "/api/v1/public/certificates/{}/status"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    ratelimit.reset()
+    forget_rate_limits()
     yield
-    ratelimit.reset()
+    forget_rate_limits()
 
 
 @pytest.fixture
@@ -256,12 +255,15 @@ def test_unknown_and_malformed_identifiers(client, holder, engine):
 
 
 def test_public_status_is_rate_limited_per_client_with_retry_after(client, holder, monkeypatch):
-    monkeypatch.setattr(get_certificate_settings(), "public_status_rate", "3/60")
+    from services.ratelimit import get_rate_limit_settings
+
+    monkeypatch.setattr(get_rate_limit_settings(), "public_status", "3/minute")
     url = STATUS.format(holder[2]["identifier"])
     assert [client.get(url).status_code for _ in range(3)] == [200, 200, 200]
     limited = client.get(url)
     body = _error(limited, 429, "rate_limited")
-    assert 1 <= int(limited.headers["Retry-After"]) <= 60 and body["detail"]["limit"] == 3
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60 and body["detail"]["limit"] == "public-status"
+    assert client.get(STATUS.format("not-an-identifier")).status_code == 429  # a malformed one counts too
     from services.config import get_settings
 
     monkeypatch.setattr(get_settings(), "rate_limits", "off")
@@ -465,18 +467,17 @@ def test_an_api_process_does_not_load_the_signing_stack():
 
 
 def test_a_slow_or_absent_redis_is_answered_from_the_database(client, holder, monkeypatch):
-    """The status endpoint bounds its Redis use with its own timeout (redis-py's per-command one
-    costs a task per command): a Redis that hangs or refuses costs at most that, never a 500."""
+    """The status endpoint bounds its Redis use with timeouts of its own (redis-py's per-command
+    one costs a task per command): a Redis that hangs or refuses costs at most those (the rate
+    limit's script, then the cache read), never a 500."""
     import asyncio
 
-    from services.certificates import cache, public
+    from services.certificates import cache
+    from services.ratelimit import limiter
 
     class Hanging:
         def __init__(self):
             self.hung = self.cut_off = 0
-
-        def register_script(self, _text):
-            return self._hang
 
         async def _hang(self, *args, **kwargs):
             self.hung += 1
@@ -486,20 +487,23 @@ def test_a_slow_or_absent_redis_is_answered_from_the_database(client, holder, mo
                 self.cut_off += 1
                 raise
 
-        mget = _hang
+        evalsha = eval = mget = _hang
 
     class Refusing(Hanging):
         async def _hang(self, *args, **kwargs):
             raise ConnectionError("connection refused")
 
-        mget = _hang
+        evalsha = eval = mget = _hang
 
     url = STATUS.format(holder[2]["identifier"])
     monkeypatch.setattr(cache, "ASYNC_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(limiter, "ASYNC_TIMEOUT_SECONDS", 0.3)
     for fake in (Hanging(), Refusing()):
         monkeypatch.setattr(cache, "async_client", lambda fake=fake: fake)
-        monkeypatch.setattr(public, "_scripts", {})
+        monkeypatch.setattr(limiter, "async_redis_client", lambda fake=fake: fake)
         answer = client.get(url)
         assert answer.status_code == 200 and answer.json()["status"] == "valid", answer.text
-        # a hanging Redis was given up on by the endpoint's timeout, not waited out
-        assert fake.cut_off == fake.hung == (1 if type(fake) is Hanging else 0)
+        # a hanging Redis was given up on by the endpoint's timeouts, not waited out: the limit's
+        # script (with Redis configured), then the cache read
+        expected = (2 if suite_redis() else 1) if type(fake) is Hanging else 0
+        assert fake.cut_off == fake.hung == expected

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from services.certificates import checklog, ratelimit
+from services.certificates import checklog
 from services.certificates.models import CertificatePublicCheck
 from services.certificates.settings import get_certificate_settings
 from tests.services.certificates import verifiers
 from tests.services.certificates.support import TOWN_OF_STATION, issued_residence_certificate, staff_token
 from tests.services.certificates.test_pipeline import _append_update, _content_stream_offset
-from tests.support import auth
+from tests.support import auth, forget_rate_limits
 
 VERIFY = "/api/v1/public/certificates/verify"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -25,9 +25,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    ratelimit.reset()
+    forget_rate_limits()
     yield
-    ratelimit.reset()
+    forget_rate_limits()
 
 
 @pytest.fixture
@@ -203,7 +203,9 @@ def test_not_a_pdf_too_large_unreadable_and_missing_are_4xx(client, monkeypatch)
 
 
 def test_verification_is_rate_limited(client, monkeypatch):
-    monkeypatch.setattr(get_certificate_settings(), "public_verify_rate", "2/60")
+    from services.ratelimit import get_rate_limit_settings
+
+    monkeypatch.setattr(get_rate_limit_settings(), "public_verify", "2/minute")
     assert [_verify(client, PNG).status_code for _ in range(2)] == [415, 415]
     limited = _verify(client, PNG)
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1

@@ -16,22 +16,13 @@ memory over 1,000 consecutive issues.
    keys, caches loaded) and at the end; the ratio must stay ≤ 1.10. Also the per-issue time
    (render, sign, store, register, commit).
 
-The public status endpoint is measured with the HTTP harness (Redis, wrk, the bare hello):
+The public status endpoint is measured with the HTTP harness (Redis, wrk, the bare hello, its
+rate limit on at a rate no load reaches):
 
     python -m tests.bench.run --database-url postgresql+psycopg://postgres@127.0.0.1:5432/onestop_certs_bench \\
         --redis-url redis://127.0.0.1:6379/14 --cases 10000 --only certificate_status
 
-That harness switches rate limiting off for the whole project (ONESTOP_RATE_LIMITS=off, as
-BENCHMARKS.md allows for load tests). The status endpoint is rate limited in production, so
-`--status-http` measures it once more *with* its limiter on: the same wrk script and identifiers,
-the bare hello before and after in the same run, the project started the production way with
-ONESTOP_PUBLIC_STATUS_RATE so high that nothing is refused, so every request still pays for
-counting (the INCR in Redis pipelined with the cache read):
-
-    python -m tests.bench.certificates --status-http --database-url ...onestop_certs_bench \\
-        --redis-url redis://127.0.0.1:6379/14      (run tests.bench.run first: it seeds the database)
-
-JSON goes to tests/bench/results/certificates-<UTC time>.json (status-http: certificates-status-…).
+JSON goes to tests/bench/results/certificates-<UTC time>.json.
 """
 
 from __future__ import annotations
@@ -219,80 +210,6 @@ def bench_rss(database_url: str, count: int, var_dir: Path) -> dict:
 
 # ----------------------------------------------------------------------------- status over HTTP, limiter on
 
-def bench_status_http(args) -> dict:
-    """GET /public/certificates/{identifier}/status with the rate limiter counting every request,
-    against the bare hello measured before and after in the same run (see the module docstring)."""
-    from tests.bench import run as harness
-
-    load = harness.Load(threads=1, connections=args.connections, warmup=args.warmup, duration=args.duration,
-                        timeout="10s")
-    logs = args.var_dir / "logs"
-    processes = harness.Processes()
-    identifiers = harness.sample_column("SELECT identifier FROM certificates ORDER BY random() LIMIT :n",
-                                        {"n": harness.SAMPLE_LIMIT})
-    if not identifiers:
-        raise SystemExit("no certificates in the database: run `python -m tests.bench.run ... --only "
-                         "certificate_status` first (it seeds it)")
-    data = harness.write_data_file(args.var_dir / "wrk-data", "certificate_status", items=identifiers)
-    env = {**os.environ, "ONESTOP_LOG_LEVEL": "WARNING", "ONESTOP_RUN_WORKER_IN_SERVER": "false",
-           "ONESTOP_REDIS_URL": args.redis_url, "ONESTOP_RATE_LIMITS": "on",
-           "ONESTOP_PUBLIC_STATUS_RATE": "1000000000/60", "PYTHONUNBUFFERED": "1"}
-
-    def hello(label: str) -> dict:
-        port = harness.free_port()
-        log_path = logs / f"baseline-{label}.log"
-        server = processes.start(f"baseline-{label}", harness.uvicorn_argv("tests.bench.baseline_app:app", port),
-                                 env={**env, "BENCH_DATABASE_URL": args.database_url}, log_path=log_path)
-        try:
-            harness.wait_until_ready(f"http://127.0.0.1:{port}/hello", server, log_path=log_path)
-            return harness.measure(processes, "hello", f"http://127.0.0.1:{port}/hello", load=load)
-        finally:
-            processes.stop(f"baseline-{label}")
-
-    try:
-        before = hello("before")
-        port = harness.free_port()
-        log_path = logs / "project.log"
-        server = processes.start("project", harness.uvicorn_argv("api.asgi:app", port), env=env, log_path=log_path)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            harness.wait_until_ready(f"{base}/readyz", server, log_path=log_path)
-            import httpx
-
-            probe = httpx.get(f"{base}/api/v1/public/certificates/{identifiers[0]}/status", timeout=10)
-            if probe.status_code != 200:
-                raise RuntimeError(f"probe failed: {probe.status_code} {probe.text[:300]}")
-            status = harness.measure(processes, "certificate_status", f"{base}/api/v1/public/certificates/x/status",
-                                     load=load, script=harness.LUA_DIR / "certificate_status.lua",
-                                     args_for=harness.pool_args(data, len(identifiers), load.threads))
-            counted = _rate_limit_keys(args.redis_url)
-        finally:
-            processes.stop("project")
-        after = hello("after")
-    finally:
-        processes.stop_all()
-    bare_rps = (before["rps"] + after["rps"]) / 2
-    bare_p99 = (before["p99_ms"] + after["p99_ms"]) / 2
-    for part in (before, after, status):
-        part.pop("wrk_output", None)
-    result = {"hello_before": before, "hello_after": after, "certificate_status": status,
-              "rate_limit_keys_in_redis": counted, "pool": len(identifiers),
-              "throughput_ratio": round(status["rps"] / bare_rps, 4), "p99_ratio": round(status["p99_ms"] / bare_p99, 4),
-              "hello_drift": round(after["rps"] / before["rps"], 4) if before["rps"] else None,
-              "targets": {"min_throughput": 0.5, "max_p99": 3.0}}
-    result["passed"] = (status["errors"] == 0 and result["throughput_ratio"] >= 0.5 and result["p99_ratio"] <= 3.0
-                        and counted > 0)
-    return result
-
-
-def _rate_limit_keys(redis_url: str) -> int:
-    """How many rate-limit windows the run left in Redis: proof that the limiter counted."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    return sum(1 for _ in client.scan_iter(match="onestop:rl:cert-status:*", count=1000))
-
-
 # ----------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,36 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="emptied and reseeded for the RSS run")
     parser.add_argument("--var-dir", type=Path, default=Path(tempfile.gettempdir()) / "onestop-cert-bench-var")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--status-http", action="store_true",
-                        help="only the public status over HTTP with the rate limiter on (needs a seeded database)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--duration", type=int, default=30)
     args = parser.parse_args(argv)
     if args.worker is not None:
         worker_main(args.worker)
         return 0
-    if args.status_http:
-        from tests.bench.seed import configure_environment
-
-        configure_environment(args.database_url, args.var_dir, ONESTOP_REDIS_URL=args.redis_url)
-        started = datetime.now(timezone.utc)
-        say(f"status over HTTP, rate limiter on, load average {os.getloadavg()}")
-        results = {"started_at": started.isoformat(), "loadavg_before": [round(v, 2) for v in os.getloadavg()],
-                   "status_http": bench_status_http(args)}
-        results["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
-        figures = results["status_http"]
-        say(f"  status {figures['certificate_status']['rps']:.0f} req/s p99 {figures['certificate_status']['p99_ms']:.2f} ms"
-            f" vs hello {figures['hello_before']['rps']:.0f}/{figures['hello_after']['rps']:.0f} req/s: throughput "
-            f"{figures['throughput_ratio']:.2f} (≥ 0.5), p99 {figures['p99_ratio']:.2f} (≤ 3); "
-            f"{'PASS' if figures['passed'] else 'FAIL'}")
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = RESULTS_DIR / f"certificates-status-{started:%Y%m%dT%H%M%SZ}.json"
-        out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
-        say(f"wrote {out}")
-        return 0 if figures["passed"] else 1
-
     from tests.bench.seed import configure_environment
 
     import shutil

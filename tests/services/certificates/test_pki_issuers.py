@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
 from services.certificates import pki
 from services.certificates.pipeline import produce_sample_pdf
 from services.certificates.rendering import verify_qr_token
-from services.certificates.settings import CertificateSettings, parse_rate
+from services.certificates.settings import CertificateSettings
 from services.certificates.types import load_certificate_types
 from services.config import Settings
 from tests.services.certificates import verifiers
@@ -147,13 +147,6 @@ def test_a_certificate_signed_with_a_production_pem_key_verifies(tmp_path, monke
     report = verifiers.pdfsig_report(path, root)
     assert "Signature is Valid." in report and "Certificate is Trusted." in report and "Total document signed" in report
     assert verifiers.pyhanko_validate(issued.pdf, root).bottom_line
-
-
-def test_rates_parse():
-    assert parse_rate("120/60") == (120, 60) and parse_rate("20/minute") == (20, 60) and parse_rate("5/hours") == (5, 3600)
-    for bad in ("0/60", "x/60", "10/0", "10"):
-        with pytest.raises(ValueError):
-            parse_rate(bad)
 
 
 def test_the_registry_migration_goes_down_and_up_again(tmp_path):
