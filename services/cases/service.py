@@ -227,7 +227,8 @@ def _submit_new(session: Session, *, principal: Principal, body: dict[str, Any],
     else:
         _require_self(principal=principal, applicant=applicant, number=number)
         # applying as themself, a citizen is the subject their account is bound to: no read
-        known = own_subject(principal, number) if applicant["kind"] == "person" else find_subject(session, number=number)
+        person = applicant["kind"] == "person"
+        known = _own_subject(principal, number) if person else find_subject(session, number=number)
     _validate_form(definition.form_schema, body.get("form") or {})
 
     def idempotency_record(case: Case) -> list[IdempotencyRecord]:
@@ -394,7 +395,7 @@ def _require_helpers_village(principal: Principal, *, region_code: str) -> None:
                            detail=[_field_error("region_code", "outside_jurisdiction")])
 
 
-def own_subject(principal: Principal, number) -> SubjectRef:
+def _own_subject(principal: Principal, number) -> SubjectRef:
     """The subject a verified citizen's account is bound to, as their Principal carries it: the
     applicant of their own application (`_require_self` has checked the number is theirs)."""
     return SubjectRef(id=principal.subject_id, kind="person", name=principal.name,
