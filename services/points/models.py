@@ -57,7 +57,12 @@ class ServiceWindow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
     def handles(self, category: str | None) -> bool:
-        return self.active and (not self.categories or category is None or category in self.categories)
+        return self.active and categories_take(self.categories, category)
+
+
+def categories_take(categories: list[str] | None, category: str | None) -> bool:
+    """Whether a window listing these matter categories takes one of `category` ([]: every one)."""
+    return not categories or category is None or category in categories
 
 
 class Staff(SQLModel, table=True):

@@ -9,7 +9,7 @@ from sqlalchemy import and_, bindparam, func, or_
 from sqlmodel import Session, select
 
 from services.cases.models import Case
-from services.points.models import CLOSED_STATES, ClerkLoad, ServicePoint, ServiceWindow, Staff
+from services.points.models import CLOSED_STATES, ClerkLoad, ServicePoint, ServiceWindow, Staff, categories_take
 
 __all__ = ["CLOSED_STATES", "TERMINAL_STATES", "Clerk", "active_points_in", "clerk_loads",
            "get_point", "get_window", "get_staff", "active_point_for", "active_window_named", "list_points",
@@ -52,7 +52,7 @@ def clerk_loads(session: Session, *, service_point_id: int, category: str | None
     rows = session.execute(_clerk_loads_statement(exclude_staff_id is not None), parameters).all()
     qualified = [(Clerk(staff_id, username, display_name, window_name), int(load))
                  for staff_id, username, display_name, window_name, categories, load in rows
-                 if not categories or category is None or category in categories]
+                 if categories_take(categories, category)]
     return sorted(qualified, key=lambda item: (item[1], item[0].id))
 
 

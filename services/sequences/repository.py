@@ -7,10 +7,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-_UPSERT = text("INSERT INTO counters (name, value) VALUES (:name, 1) "
+_UPSERT_SQL = ("INSERT INTO counters (name, value) VALUES (%(name)s, 1) "  # psycopg's own placeholder
                "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
-_UPSERT_SQL = ("INSERT INTO counters (name, value) VALUES (%(name)s, 1) "  # the same, for psycopg itself
-               "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
+_UPSERT = text(_UPSERT_SQL.replace("%(name)s", ":name"))  # the same through SQLAlchemy (SQLite too)
 
 # Counters taken outside the caller's transaction use a small pool of their own: a request that
 # holds its main connection and waits for a counter connection can then never wait on another
