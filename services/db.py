@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.selectable import Select
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import replacement_traverse
 from sqlmodel import Session, SQLModel, create_engine
@@ -289,8 +290,8 @@ def write_at_once(session: Session, *writes: Write) -> list[int]:
         return _write_in_one_statement(session, writes, guarded=False)
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        return [connection.execute(write.statement, write.rows[0] if len(write.rows) == 1 else write.rows).rowcount
-                for write in writes]
+        return [_count_of(connection.execute(write.statement, write.rows[0] if len(write.rows) == 1 else write.rows),
+                          write.statement) for write in writes]
     raw = connection.connection.dbapi_connection  # psycopg's, inside this session's transaction
     cursors = []
     try:
@@ -311,15 +312,22 @@ def write_at_once(session: Session, *writes: Write) -> list[int]:
     return counts
 
 
+def _count_of(result, statement) -> int:
+    # a SELECT's rowcount is -1 in sqlite3: its rows are counted instead
+    return len(result.all()) if isinstance(statement, Select) else result.rowcount
+
+
 def write_guarded(session: Session, guard: Write, *then: Write) -> bool:
-    """`guard`, an UPDATE of at most one row (a version check), and the writes that belong to its
-    change: whether the guard changed its row.
+    """`guard` and the writes that belong to it: whether the guard held. The guard is an UPDATE
+    of at most one row (a version check: it holds when it changed its row) or a SELECT of at most
+    one row, which it finds when its condition holds (`FOR UPDATE` inside it keeps the rows it
+    checked as they are until the writes commit).
 
     On a `statement_session` (PostgreSQL), one statement (`_one_statement`) in which the writes
-    run only if the guard changed its row: nothing at all is written when it found its row
-    changed. In a transaction, all of them in one round trip (`write_at_once`); when the guard
-    changed nothing, the caller must roll back what the others wrote. A broken constraint raises
-    SQLAlchemy's IntegrityError either way."""
+    run only if the guard held: nothing at all is written when it did not. In a transaction, all
+    of them in one round trip (`write_at_once`); when the guard did not hold, the caller must
+    roll back what the others wrote. A broken constraint raises SQLAlchemy's IntegrityError
+    either way."""
     if not each_statement_commits(session):
         return write_at_once(session, guard, *then)[0] == 1
     return _write_in_one_statement(session, (guard, *then), guarded=True)[0] == 1
@@ -349,8 +357,9 @@ def _one_statement(shape: tuple, guarded: bool, dialect):
     """Writes as ONE statement, each row a data-modifying CTE (`w<write>_<row>`), answering each
     CTE's row count: WITH w0_0 AS (INSERT … RETURNING 1), w1_0 AS (UPDATE … RETURNING 1), …
     SELECT (SELECT count(*) FROM w0_0), …. Atomic without a transaction around it, in one round
-    trip. `guarded`: the first write is an UPDATE the others depend on — each INSERT selects its
-    row FROM it, so none runs unless it changed a row. Built and compiled once per shape."""
+    trip. `guarded`: the first write is an UPDATE or a SELECT (write_guarded) the others depend
+    on — each INSERT selects its row FROM it, each UPDATE or DELETE runs only if it EXISTS, so
+    none runs unless it found or changed its row. Built and compiled once per shape."""
     ctes, guard = [], None
     for index, (statement, keys, rows) in enumerate(shape):
         for number in range(rows):
@@ -360,13 +369,18 @@ def _one_statement(shape: tuple, guarded: bool, dialect):
                 if guard is not None:
                     row = row.select_from(guard)
                 write = statement.from_select(list(keys), row, include_defaults=False)
-            elif guarded and index > 0:
-                raise ValueError("after its guard, a guarded write has only INSERTs")
-            else:  # an UPDATE or DELETE with named parameters: each row's get names of their own
+            else:  # an UPDATE, DELETE or SELECT with named parameters: each row's get names of their own
                 write = replacement_traverse(statement, {}, lambda element, name=name: bindparam(
                     f"{name}_{element.key}", type_=element.type)
                     if isinstance(element, BindParameter) and not element.unique and element.key in keys else None)
-            ctes.append(write.returning(literal_column("1")).cte(name))
+                if guard is not None:
+                    write = write.where(select(literal_column("1")).select_from(guard).exists())
+            if isinstance(write, Select):
+                if not (guarded and index == 0):
+                    raise ValueError("a SELECT in one statement is only its guard")
+                ctes.append(write.cte(name))
+            else:
+                ctes.append(write.returning(literal_column("1")).cte(name))
             if guarded and index == 0:
                 guard = ctes[-1]
     final = select(*(select(func.count()).select_from(cte).scalar_subquery() for cte in ctes))
@@ -374,7 +388,7 @@ def _one_statement(shape: tuple, guarded: bool, dialect):
 
 
 def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLModel] = (),
-               then: Iterable[Write] = ()) -> None:
+               then: Iterable[Write] = (), guard: Write | None = None) -> bool:
     """INSERT new objects' rows at once, without the unit of work: on the request path the ORM's
     flush costs several times the statements themselves (`write_at_once`: one round trip on
     PostgreSQL). Tables are written in the order their first object comes; a broken constraint
@@ -382,15 +396,22 @@ def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLMod
     empty stays empty on it. `persistent`: those of the objects (keys set) that then join the
     session as if just loaded, so that a later change to them is flushed as an UPDATE; the
     others stay outside it, plain records of what was written. `then`: more writes to run after
-    the inserts, in the same round trip."""
+    the inserts, in the same round trip. `guard`: the condition they are written under
+    (write_guarded); returns whether it held — if not, nothing joins the session, and in a
+    transaction the caller must roll back."""
     persistent = list(persistent)
     for obj in persistent:
         if None in inspect(obj).mapper.primary_key_from_instance(obj):
             raise ValueError("only an object with its primary key set can join the session after insert_now")
-    write_at_once(session, *inserting(*objects), *then)
+    writes = [*inserting(*objects), *then]
+    if guard is not None and not write_guarded(session, guard, *writes):
+        return False
+    if guard is None:
+        write_at_once(session, *writes)
     for obj in persistent:
         make_transient_to_detached(obj)
         session.add(obj)
+    return True
 
 
 def inserting(*objects: SQLModel) -> list[Write]:

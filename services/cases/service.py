@@ -24,7 +24,8 @@ from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
 from services.db import insert_now, inserting, transaction, utcnow, write_guarded
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, OnestopError
-from services.files.service import FileNotFound, attach_to_case, attaching, own_unattached_files
+from services.files.service import (FileNotFound, Upload, attach_to_case, attaching, own_unattached_files, unattachable,
+                                    unused_own_files)
 from services.matters import service as matters
 from services.notifications.service import notice_of_action
 from services.outbox.models import OutboxJob
@@ -241,7 +242,8 @@ def _submit_new(session: Session, *, principal: Principal, body: dict[str, Any],
     alone = known is not None and not helper and not _cites_certificates(body)
     with (nullcontext(session) if alone else transaction(session)) as writing:
         subject = known or create_subject(writing, number=number, name=applicant["name"].strip())
-        material_rows = _check_materials(writing, principal=principal, matter=matter,
+        # the files are checked by the write itself (unused_own_files): no read before it
+        material_rows = _check_materials(writing, principal=principal, matter=matter, read_files=False,
                                          materials=body.get("materials") or [], holder_subject_id=subject.id)
         consent = None
         if helper:  # 帮办代办: the applicant's consent for this helper and matter, consumed here
@@ -252,7 +254,7 @@ def _submit_new(session: Session, *, principal: Principal, body: dict[str, Any],
                                                     region_code=body["region_code"], form=body.get("form") or {},
                                                     material_rows=material_rows,
                                                     receiving_point_id=principal.service_point_id if helper else None,
-                                                    also_inserting=idempotency_record)
+                                                    also_inserting=idempotency_record, check_files=True)
         except IntegrityError as error:
             if not _is_idempotency_key_taken(error):
                 raise
@@ -302,10 +304,14 @@ def create_case(session: Session, *, principal: Principal, matter: Matter, subje
 def _create_case(session: Session, *, principal: Principal, matter: Matter, subject: Subject, region_code: str,
                  form: dict[str, Any], material_rows: list, bundle_case_id: str | None = None,
                  receiving_point_id: int | None = None,
-                 also_inserting: Callable[[Case], list[SQLModel]] = lambda case: []
-                 ) -> tuple[Case, RoutingDecision, CaseEvent]:
+                 also_inserting: Callable[[Case], list[SQLModel]] = lambda case: [],
+                 check_files: bool = False) -> tuple[Case, RoutingDecision, CaseEvent]:
     """create_case, also returning the routing decision and the first event. `also_inserting`:
-    records to write with the case (given the new case), in the same round trip."""
+    records to write with the case (given the new case), in the same round trip. `check_files`:
+    the write stores the case only if its files are the caller's to attach (unused_own_files),
+    else raises FileNotFound (in a transaction, to be rolled back) — the check that makes two
+    submissions citing one upload at once safe. A bundle's children share their uploads, so
+    create_case does not check them."""
     definition = matter.definition
     decision = route(session, handle_level=definition.handle_level, region_code=region_code,
                      category=definition.category, anywhere_in_county=definition.anywhere_in_county,
@@ -330,8 +336,10 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
     files = _files_of(material_rows)
     # the case, its materials, its first event, what the caller adds (a submission's idempotency
     # record) and the files it keeps: one round trip on PostgreSQL
-    insert_now(session, case, *_material_records(case, material_rows), submitted, *also_inserting(case),
-               persistent=[case], then=[attaching(files, case_id=case.id)] if files else [])
+    if not insert_now(session, case, *_material_records(case, material_rows), submitted, *also_inserting(case),
+                      persistent=[case], then=[attaching(files, case_id=case.id)] if files else [],
+                      guard=unused_own_files(files, principal=principal) if check_files and files else None):
+        raise unattachable(session, principal=principal, files=files)
     _record_citations(session, case=case, material_rows=material_rows)
     return case, decision, submitted
 
@@ -346,10 +354,10 @@ def _files_of(material_rows: list) -> list:
     return [file_record for _, file_record, _ in material_rows if file_record is not None]
 
 
-def _attach_materials(session: Session, *, case: Case, material_rows: list) -> None:
+def _attach_materials(session: Session, *, principal: Principal, case: Case, material_rows: list) -> None:
     """What a stored case's materials change elsewhere: its uploaded files are kept, and a cited
     certificate (免证办) is a use its holder sees in the certificate's log."""
-    attach_to_case(session, _files_of(material_rows), case_id=case.id)
+    attach_to_case(session, _files_of(material_rows), case_id=case.id, principal=principal)
     _record_citations(session, case=case, material_rows=material_rows)
 
 
@@ -417,12 +425,14 @@ def _require_self(*, principal: Principal, applicant: dict[str, Any], number) ->
 
 def _check_materials(session: Session, *, principal: Principal, matter: Matter, materials: list[dict[str, Any]],
                      require_all: bool = True, prefix: str = "materials", declared_materials=None,
-                     holder_subject_id: int | None = None):
+                     holder_subject_id: int | None = None, read_files: bool = True):
     """[(code, file, certificate)] for the materials given, or 422 listing every problem.
     `declared_materials`: what may be given, if not the matter's own list (a bundle's);
     `holder_subject_id`: whose e-certificates may be cited (default: the caller's own). A cited
     certificate must be the holder's, of the type the material names, and valid today; otherwise
-    the problem's reason says why (not_found, wrong_type, not_valid, expired)."""
+    the problem's reason says why (not_found, wrong_type, not_valid, expired). `read_files`: an
+    uploaded file is checked to be the caller's, unused, now (FileNotFound); without, it is left
+    to the write that attaches it (unused_own_files)."""
     from services.certificates.service import CertificateNotUsable, usable_certificate
 
     holder = holder_subject_id if holder_subject_id is not None else principal.subject_id
@@ -431,8 +441,9 @@ def _check_materials(session: Session, *, principal: Principal, matter: Matter, 
     rows = []
     seen = set()
     problems = []
-    files = own_unattached_files(session, principal=principal, file_ids=[
-        item["file_id"] for item in materials if isinstance(item, dict) and isinstance(item.get("file_id"), str)])
+    file_ids = [item["file_id"] for item in materials if isinstance(item, dict) and isinstance(item.get("file_id"), str)]
+    files = (own_unattached_files(session, principal=principal, file_ids=file_ids) if read_files
+             else {file_id: Upload(file_id) for file_id in file_ids})
     for index, item in enumerate(materials):
         code = item.get("code")
         where = f"{prefix}[{index}]"
@@ -825,7 +836,7 @@ class Supplement(ActionRules):
         if rows:
             repository.remove_materials(session, case_id=case.id, codes=[code for code, _, _ in rows])
             insert_now(session, *_material_records(case, rows))
-            _attach_materials(session, case=case, material_rows=rows)
+            _attach_materials(session, principal=principal, case=case, material_rows=rows)
         changes: dict[str, Any] = {}
         summary: dict[str, Any] = {"materials": [code for code, _, _ in rows]}
         if form is not None:

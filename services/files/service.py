@@ -9,14 +9,15 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlmodel import Session
 
 from services.accounts.principal import Principal
 from services.config import get_settings
-from services.db import Write, records, utcnow, write_at_once
+from services.db import Write, records, utcnow, write_guarded
 from services.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from services.files.models import StoredFile
 from services.files.storage import get_storage
@@ -184,13 +185,50 @@ _OWN_FILES = (select(_FILES.c.id, _FILES.c.uploader, _FILES.c.case_id, _FILES.c.
               .where(_FILES.c.id.in_(bindparam("ids", expanding=True))))
 
 
+class Upload(NamedTuple):
+    """An upload a request names, before anything has read it (attaching's check decides)."""
+
+    id: str
+
+
 def attaching(files: list, *, case_id: str) -> Write:
-    """The UPDATE that marks uploaded files (records of own_unattached_files) as a case's
-    materials, kept from now on; for write_at_once or insert_now's `then`."""
+    """The UPDATE that marks uploaded files (records with an `id`) as a case's materials, kept
+    from now on; for write_at_once or insert_now's `then`, under `unused_own_files`' guard."""
     return Write(_ATTACH, [{"a_file_id": file.id, "a_case_id": case_id} for file in files])
 
 
-def attach_to_case(session: Session, files: list, *, case_id: str) -> None:
-    """Mark uploaded files as a case's materials, at once."""
-    if files:
-        write_at_once(session, attaching(files, case_id=case_id))
+def unused_own_files(files: list, *, principal: Principal) -> Write:
+    """The guard (services.db.write_guarded) under which `files` are attached: that every one of
+    them is the caller's upload and that no case or consent uses it yet. It locks them until the
+    attach commits, so of two requests citing one upload at the same moment only the first takes
+    it; the other finds it used after waiting, and writes nothing."""
+    ids = sorted({file.id for file in files})
+    return Write(_unused_own_files_check(len(ids)),
+                 [{"g_uploader": principal.key, **{f"g_file_{index}": id_ for index, id_ in enumerate(ids)}}])
+
+
+@lru_cache(maxsize=16)
+def _unused_own_files_check(count: int):
+    # one statement per number of files (a submission cites a few): built and compiled once each
+    unused = (select(_FILES.c.id)
+              .where(_FILES.c.id.in_([bindparam(f"g_file_{index}", type_=_FILES.c.id.type) for index in range(count)]),
+                     _FILES.c.uploader == bindparam("g_uploader", type_=_FILES.c.uploader.type),
+                     _FILES.c.case_id.is_(None), _FILES.c.kept_by.is_(None))
+              .with_for_update().subquery())
+    return select(literal_column("1")).where(select(func.count()).select_from(unused).scalar_subquery() == count)
+
+
+def unattachable(session: Session, *, principal: Principal, files: list) -> FileNotFound:
+    """The error for the first of `files` the caller cannot attach (unknown, someone else's, or
+    used already), for when `unused_own_files` did not hold."""
+    attachable = own_unattached_files(session, principal=principal, file_ids=[file.id for file in files])
+    first = next((file.id for file in files if file.id not in attachable), files[0].id)
+    return FileNotFound(detail={"file_id": first})
+
+
+def attach_to_case(session: Session, files: list, *, case_id: str, principal: Principal) -> None:
+    """Mark the caller's uploaded files as a case's materials, at once; FileNotFound (and the
+    caller's transaction must be rolled back) if one of them is no longer theirs to attach."""
+    if files and not write_guarded(session, unused_own_files(files, principal=principal),
+                                   attaching(files, case_id=case_id)):
+        raise unattachable(session, principal=principal, files=files)

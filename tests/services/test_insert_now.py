@@ -161,3 +161,42 @@ def test_a_statement_session_that_wrote_is_not_run_again_on_a_dropped_connection
 
         with engine.begin() as connection:
             connection.execute(delete(OutboxJob.__table__).where(OutboxJob.__table__.c.kind == kind))
+
+
+@pytest.mark.parametrize("sessions", ["transaction", "statements"])
+def test_a_select_guard_lets_the_writes_through_only_when_it_finds_its_row(engine, sessions):
+    """insert_now(…, guard=) with a SELECT as its guard (write_guarded): whether it found its row;
+    when it did not, on a statement session neither the INSERTs nor the UPDATE after them are
+    written, and in a transaction the caller rolls back what was."""
+    from sqlalchemy import bindparam, delete, literal_column, update
+    from sqlmodel import Session
+
+    from services.db import statement_session
+
+    table = OutboxJob.__table__
+    kind = "test:select-guard"
+    present = select(literal_column("1")).where(
+        select(table.c.id).where(table.c.dedupe_key == bindparam("g_key")).exists())
+    mark = update(table).where(table.c.dedupe_key == bindparam("m_key")).values(last_error=bindparam("m_error"))
+    open_session = statement_session if sessions == "statements" else (lambda e: Session(e, expire_on_commit=False))
+    try:
+        with Session(engine) as session:
+            insert_now(session, OutboxJob(kind=kind, payload={}, dedupe_key=f"{kind}:there"))
+            session.commit()
+        for key, expected in ((f"{kind}:there", True), (f"{kind}:absent", False)):
+            with open_session(engine) as session:
+                held = insert_now(session, OutboxJob(kind=kind, payload={}, dedupe_key=f"{kind}:new-{expected}"),
+                                  then=[Write(mark, [{"m_key": f"{kind}:there", "m_error": f"held {expected}"}])],
+                                  guard=Write(present, [{"g_key": key}]))
+                assert held is expected
+                if held:
+                    session.commit()
+                else:
+                    session.rollback()
+        with engine.connect() as connection:
+            rows = connection.execute(select(table.c.dedupe_key, table.c.last_error).where(table.c.kind == kind)
+                                      .order_by(table.c.dedupe_key)).all()
+        assert [tuple(row) for row in rows] == [(f"{kind}:new-True", None), (f"{kind}:there", "held True")]
+    finally:
+        with engine.begin() as connection:
+            connection.execute(delete(table).where(table.c.kind == kind))

@@ -120,10 +120,10 @@ def test_an_action_that_read_the_case_before_another_committed_is_stale_and_writ
 
 @pytest.mark.parametrize("sessions", SESSIONS)
 def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(client, engine, sessions):
-    """Both requests create their case; the second's key record waits for the first to commit and
-    breaks the unique key; the second is answered with the first's case, and nothing of its own
-    stays (its case, materials, history, the file it named): rolled back in a transaction, never
-    written as one statement."""
+    """The second request's write waits for the first to commit (on the file both name, then on
+    the key's record) and finds the file used; the second is answered with the first's case, and
+    nothing of its own stays (its case, materials, history, the file it named): rolled back in a
+    transaction, never written as one statement."""
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
     from jose import jwt
@@ -163,4 +163,53 @@ def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(clien
         cases = session.exec(select(Case).where(Case.created_by_principal == principal.key)).all()
         file = session.get(StoredFile, body["materials"][0]["file_id"])
     assert [record.case_id for record in records] == [created.id] and [case.id for case in cases] == [created.id]
+    assert file.case_id == created.id
+
+
+@pytest.mark.parametrize("sessions", SESSIONS)
+def test_two_submissions_citing_one_upload_at_once_one_takes_it(client, engine, sessions):
+    """Two different applications (no shared Idempotency-Key) naming the same uploaded file at
+    the same moment: the second's write waits for the first to commit, finds the file used and
+    writes nothing — 404 file_not_found, one case, and the file is the first case's."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
+    from jose import jwt
+
+    from services.cases.models import Case, CaseMaterial
+    from services.cases.service import submit_case
+    from services.files.models import StoredFile
+
+    token, id_number = verified_citizen(client)
+    body = residence_application(id_number, upload_pdf(client, token))
+    other_body = {**body, "form": {**body["form"], "purpose": "就业登记"}}
+    with Session(engine) as session:
+        principal = load_principal(session, principal_key=jwt.get_unverified_claims(token)["sub"])
+    first = Session(engine, expire_on_commit=False)
+    created = submit_case(first, principal=principal, body=body, idempotency_key="first").case
+    outcome: list[str] = []
+
+    def second_request() -> None:
+        with SESSIONS[sessions](engine) as session:
+            try:
+                submitted = submit_case(session, principal=principal, body=other_body, idempotency_key="second")
+                session.commit()
+                outcome.append(("created", submitted.case.id))
+            except OnestopError as error:
+                session.rollback()
+                outcome.append(error.code)
+
+    thread = threading.Thread(target=second_request)
+    thread.start()
+    thread.join(1.5)
+    assert thread.is_alive()  # waiting on the file the first request has taken, uncommitted
+    first.commit()
+    first.close()
+    thread.join(20)
+    assert outcome == ["file_not_found"]
+    with Session(engine) as session:
+        cases = session.exec(select(Case).where(Case.created_by_principal == principal.key)).all()
+        materials = session.exec(select(CaseMaterial).where(CaseMaterial.file_id == body["materials"][0]["file_id"])).all()
+        file = session.get(StoredFile, body["materials"][0]["file_id"])
+    assert [case.id for case in cases] == [created.id]
+    assert [material.case_id for material in materials] == [created.id]
     assert file.case_id == created.id
