@@ -209,13 +209,17 @@ def unused_own_files(files: list, *, principal: Principal) -> Write:
 
 @lru_cache(maxsize=16)
 def _unused_own_files_check(count: int):
-    # one statement per number of files (a submission cites a few): built and compiled once each
-    unused = (select(_FILES.c.id)
-              .where(_FILES.c.id.in_([bindparam(f"g_file_{index}", type_=_FILES.c.id.type) for index in range(count)]),
-                     _FILES.c.uploader == bindparam("g_uploader", type_=_FILES.c.uploader.type),
-                     _FILES.c.case_id.is_(None), _FILES.c.kept_by.is_(None))
-              .with_for_update().subquery())
-    return select(literal_column("1")).where(select(func.count()).select_from(unused).scalar_subquery() == count)
+    # One statement per number of files (a submission cites a few): built and compiled once each.
+    # The files are found by their keys alone, in a MATERIALIZED CTE the other conditions can't
+    # be pushed into: with them inside, a generic plan on stale statistics ("no file is
+    # unattached") scanned the index on case_id — every unattached upload — per submission.
+    named = (select(_FILES.c.id, _FILES.c.uploader, _FILES.c.case_id, _FILES.c.kept_by)
+             .where(_FILES.c.id.in_([bindparam(f"g_file_{index}", type_=_FILES.c.id.type) for index in range(count)]))
+             .with_for_update().cte("named_files").prefix_with("MATERIALIZED"))
+    usable = (select(func.count()).select_from(named)
+              .where(named.c.uploader == bindparam("g_uploader", type_=_FILES.c.uploader.type),
+                     named.c.case_id.is_(None), named.c.kept_by.is_(None)))
+    return select(literal_column("1")).where(usable.scalar_subquery() == count)
 
 
 def unattachable(session: Session, *, principal: Principal, files: list) -> FileNotFound:
