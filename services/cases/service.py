@@ -22,7 +22,7 @@ from services.cases import repository
 from services.cases.models import Case, CaseEvent, CaseMaterial, IdempotencyRecord
 from services.certificates.service import annotate_cited_materials
 from services.consents.service import consent_guard_failures, require_consent, use_consent
-from services.db import insert_now, inserting, transaction, utcnow, write_guarded
+from services.db import insert_now, inserting, new_row, transaction, utcnow, write_guarded
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, OnestopError
 from services.files.service import (FileNotFound, Upload, attach_to_case, attaching, own_unattached_files, unattachable,
                                     unused_own_files)
@@ -233,8 +233,8 @@ def _submit_new(session: Session, *, principal: Principal, body: dict[str, Any],
     _validate_form(definition.form_schema, body.get("form") or {})
 
     def idempotency_record(case: Case) -> list[IdempotencyRecord]:
-        return [IdempotencyRecord(principal=principal.key, key=idempotency_key, request_sha256=fingerprint,
-                                  case_id=case.id)] if idempotency_key else []
+        return [new_row(IdempotencyRecord, principal=principal.key, key=idempotency_key,
+                        request_sha256=fingerprint, case_id=case.id)] if idempotency_key else []
 
     # A citizen's own application, for a subject already known and citing no certificate, writes
     # its case's rows only: on a statement session one statement. Anything more (a new subject, a
@@ -320,8 +320,8 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
     county = region_code[:6]
     today = today_in_china()
     sequence = take_value(session, name=f"case:{county}:{today:%Y%m%d}")
-    case = Case(
-        id=str(uuid.uuid4()), number=f"{county}{today:%Y%m%d}{sequence:06d}",
+    case = new_row(
+        Case, id=str(uuid.uuid4()), number=f"{county}{today:%Y%m%d}{sequence:06d}",
         matter_code=definition.code, matter_version=definition.version, state=matter.lifecycle.initial,
         subject_id=subject.id, subject_hash=subject.number_hash, applicant_name=subject.name,
         region_code=region_code, receiving_channel="helper" if receiving_point_id else "online",
@@ -345,8 +345,8 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
 
 
 def _material_records(case: Case, material_rows: list) -> list[CaseMaterial]:
-    return [CaseMaterial(case_id=case.id, code=code, file_id=file_record.id if file_record else None,
-                         certificate_id=certificate.id if certificate else None)
+    return [new_row(CaseMaterial, case_id=case.id, code=code, file_id=file_record.id if file_record else None,
+                    certificate_id=certificate.id if certificate else None)
             for code, file_record, certificate in material_rows]
 
 
@@ -528,10 +528,10 @@ def _append_event(session: Session, *, case: Case, action: str, from_state: str 
 def _new_event(*, case: Case, action: str, from_state: str | None, to_state: str, principal: Principal | None,
                comment: str | None, payload: dict[str, Any], previous: tuple[int, str] | None) -> CaseEvent:
     """The case's next event, chained to `previous` (seq, hash), or its first when None."""
-    event = CaseEvent(case_id=case.id, seq=(previous[0] + 1) if previous else 1, action=action,
-                      from_state=from_state, to_state=to_state, actor=principal.key if principal else "system",
-                      actor_name=principal.name if principal else "", comment=comment, payload=payload,
-                      created_at=utcnow(), prev_hash=previous[1] if previous else GENESIS_HASH, hash="")
+    event = new_row(CaseEvent, case_id=case.id, seq=(previous[0] + 1) if previous else 1, action=action,
+                    from_state=from_state, to_state=to_state, actor=principal.key if principal else "system",
+                    actor_name=principal.name if principal else "", comment=comment, payload=payload,
+                    created_at=utcnow(), prev_hash=previous[1] if previous else GENESIS_HASH, hash="")
     event.hash = _event_hash(event.prev_hash, event)
     return event
 
