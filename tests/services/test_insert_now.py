@@ -200,3 +200,41 @@ def test_a_select_guard_lets_the_writes_through_only_when_it_finds_its_row(engin
     finally:
         with engine.begin() as connection:
             connection.execute(delete(table).where(table.c.kind == kind))
+
+
+def test_new_row_is_the_object_the_constructor_makes_and_joins_the_session_as_loaded(session):
+    """services.db.new_row: the same values and defaults as the model's constructor; written by
+    insert_now, the one that joins the session is flushed as an UPDATE when changed later."""
+    from services.db import new_row, row_of
+
+    moment = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)
+    values = dict(kind="test:new-row", payload={"名称": "居住证明"}, dedupe_key="test:new-row:1", run_after=moment,
+                  created_at=moment)
+    made, constructed = new_row(OutboxJob, **values), OutboxJob(**values)
+    assert row_of(made) == row_of(constructed) and made.model_dump() == constructed.model_dump()
+    assert made.state == "pending" and made.attempts == 0 and made.id is None  # the model's defaults
+    with pytest.raises(TypeError):
+        new_row(OutboxJob, kind="test:new-row", no_such_field=1)
+
+    kept = new_row(OutboxJob, id=2_000_000_002, **{**values, "dedupe_key": "test:new-row:kept"})
+    insert_now(session, kept, persistent=[kept])
+    kept.last_error = "改过"
+    session.flush()
+    assert session.execute(select(OutboxJob.last_error, OutboxJob.payload).where(OutboxJob.id == 2_000_000_002)
+                           ).one() == ("改过", {"名称": "居住证明"})
+
+
+def test_a_literal_percent_sign_in_a_written_statement_reaches_the_database_as_itself(session):
+    """The raw statements go to psycopg with PostgreSQL's own $n placeholders: the `%%` SQLAlchemy
+    writes for a literal `%` must become `%` again."""
+    from sqlalchemy import bindparam, literal_column, update
+
+    from services.db import write_at_once
+
+    insert_now(session, OutboxJob(kind="test:percent", payload={}, dedupe_key="test:percent:1"))
+    table = OutboxJob.__table__
+    mark = update(table).where(table.c.dedupe_key == bindparam("key")).values(
+        last_error=literal_column("'100%'").concat(bindparam("suffix")))
+    assert write_at_once(session, Write(mark, [{"key": "test:percent:1", "suffix": " 完成"}])) == [1]
+    assert session.execute(select(OutboxJob.last_error).where(OutboxJob.dedupe_key == "test:percent:1")
+                           ).scalar_one() == "100% 完成"
