@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.selectable import Select
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import Select
 from sqlalchemy.sql.visitors import replacement_traverse
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -405,10 +405,10 @@ def insert_now(session: Session, *objects: SQLModel, persistent: Iterable[SQLMod
         if None in inspect(obj).mapper.primary_key_from_instance(obj):
             raise ValueError("only an object with its primary key set can join the session after insert_now")
     writes = [*inserting(*objects), *then]
-    if guard is not None and not write_guarded(session, guard, *writes):
-        return False
     if guard is None:
         write_at_once(session, *writes)
+    elif not write_guarded(session, guard, *writes):
+        return False
     for obj in persistent:
         make_transient_to_detached(obj)
         session.add(obj)
