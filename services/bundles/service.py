@@ -16,8 +16,9 @@ from services.bundles.models import BundleCase
 from services.cases import repository as case_repository
 from services.cases import service as cases
 from services.cases.models import Case, IdempotencyRecord
-from services.db import records, utcnow
+from services.db import records, utcnow, write_guarded
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.files.service import unattachable, unused_own_files
 from services.matters.service import MatterNotFound, UnknownMatter
 from services.sequences.repository import take_value
 from services.subjects.repository import get_or_create_subject
@@ -129,6 +130,12 @@ def submit_bundle(session: Session, *, principal: Principal, code: str, body: di
     if problems:
         raise InvalidInput("一件事申请内容不完整或不正确", detail=problems)
 
+    # The uploads stay the caller's and unused until this transaction commits (the children share
+    # them, so each child's write does not check them again): a submission citing one of them at
+    # the same moment waits for the bundle, then finds it used — and the other way round.
+    uploads = [file_record for _, file_record, _ in given if file_record is not None]
+    if uploads and not write_guarded(session, unused_own_files(uploads, principal=principal)):
+        raise unattachable(session, principal=principal, files=uploads)
     subject = get_or_create_subject(session, number=number, name=applicant["name"].strip())
     now = utcnow()
     county, today = body["region_code"][:6], cases.today_in_china()

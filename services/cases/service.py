@@ -311,7 +311,7 @@ def _create_case(session: Session, *, principal: Principal, matter: Matter, subj
     the write stores the case only if its files are the caller's to attach (unused_own_files),
     else raises FileNotFound (in a transaction, to be rolled back) — the check that makes two
     submissions citing one upload at once safe. A bundle's children share their uploads, so
-    create_case does not check them."""
+    create_case does not check them: submit_bundle locks them once for all its children."""
     definition = matter.definition
     decision = route(session, handle_level=definition.handle_level, region_code=region_code,
                      category=definition.category, anywhere_in_county=definition.anywhere_in_county,

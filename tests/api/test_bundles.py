@@ -123,3 +123,57 @@ def test_parent_state_rules():
     assert parent_state({"a": "denied", "b": "accepted"})[0] == "failed"
     assert parent_state({"a": "withdrawn", "b": "withdrawn"})[0] == "withdrawn"
     assert parent_state({"a": "withdrawn", "b": "completed"})[0] == "completed"
+
+
+def test_a_bundle_and_a_submission_citing_one_upload_at_once_only_one_takes_it(bundle_client, engine):
+    """The bundle locks its uploads before writing its children: started while a submission that
+    cites one of them is uncommitted, it waits, then finds the upload used and writes nothing."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
+    import threading
+
+    from jose import jwt
+
+    from services.accounts.service import load_principal
+    from services.bundles.service import submit_bundle
+    from services.cases.models import Case
+    from services.cases.service import submit_case
+    from services.errors import OnestopError
+    from services.files.models import StoredFile
+    from tests.support import residence_application
+
+    client = bundle_client
+    token, id_number = verified_citizen(client, name="李强")
+    body = application(client, token, id_number)
+    shared = body["materials"][0]["file_id"]
+    with Session(engine) as session:
+        principal = load_principal(session, principal_key=jwt.get_unverified_claims(token)["sub"])
+    first = Session(engine, expire_on_commit=False)
+    created = submit_case(first, principal=principal, body=residence_application(id_number, shared, name="李强"),
+                          idempotency_key="single").case
+    outcome: list[str] = []
+
+    def bundle_request() -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                submit_bundle(session, principal=principal, code="newborn", body=body, idempotency_key="bundle")
+                session.commit()
+                outcome.append("created")
+            except OnestopError as error:
+                session.rollback()
+                outcome.append(error.code)
+
+    thread = threading.Thread(target=bundle_request)
+    thread.start()
+    thread.join(1.5)
+    assert thread.is_alive()  # waiting on the upload the submission has taken, uncommitted
+    first.commit()
+    first.close()
+    thread.join(20)
+    assert outcome == ["file_not_found"]
+    with Session(engine) as session:
+        bundles = session.exec(select(func.count()).select_from(BundleCase)
+                               .where(BundleCase.created_by_principal == principal.key)).one()
+        cases = session.exec(select(Case.id).where(Case.created_by_principal == principal.key)).all()
+        assert session.get(StoredFile, shared).case_id == created.id
+    assert bundles == 0 and cases == [created.id]
