@@ -116,3 +116,46 @@ def submit(client: TestClient, token: str, body: dict, key: str | None = None):
 def act(client: TestClient, token: str, case: dict, action: str, **extra):
     return client.post(f"/api/v1/cases/{case['id']}/actions",
                        json={"action": action, "version": case["version"], **extra}, headers=auth(token))
+
+
+def principal_of(engine, token: str):
+    """The Principal a token signs in as, loaded as the API would."""
+    from jose import jwt
+    from sqlmodel import Session
+
+    from services.accounts.service import load_principal
+
+    with Session(engine) as session:
+        return load_principal(session, principal_key=jwt.get_unverified_claims(token)["sub"])
+
+
+def outcome_once_first_commits(first, open_session, request):
+    """Run `request(session)` in a thread, in a session of its own (`open_session()`), while the
+    session `first` holds its writes uncommitted. The request must still be waiting after 1.5 s;
+    then `first` commits, and the request's outcome is returned: what it returned (its session
+    committed) or the code of the OnestopError it raised (rolled back)."""
+    import threading
+
+    from services.errors import OnestopError
+
+    outcome = []
+
+    def run() -> None:
+        with open_session() as session:
+            try:
+                result = request(session)
+                session.commit()
+                outcome.append(result)
+            except OnestopError as error:
+                session.rollback()
+                outcome.append(error.code)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(1.5)
+    assert thread.is_alive()  # waiting on what `first` holds
+    first.commit()
+    first.close()
+    thread.join(20)
+    assert len(outcome) == 1
+    return outcome[0]

@@ -130,47 +130,26 @@ def test_a_bundle_and_a_submission_citing_one_upload_at_once_only_one_takes_it(b
     cites one of them is uncommitted, it waits, then finds the upload used and writes nothing."""
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
-    import threading
-
-    from jose import jwt
-
-    from services.accounts.service import load_principal
     from services.bundles.service import submit_bundle
     from services.cases.models import Case
     from services.cases.service import submit_case
-    from services.errors import OnestopError
     from services.files.models import StoredFile
-    from tests.support import residence_application
+    from tests.support import outcome_once_first_commits, principal_of, residence_application
 
     client = bundle_client
     token, id_number = verified_citizen(client, name="李强")
     body = application(client, token, id_number)
     shared = body["materials"][0]["file_id"]
-    with Session(engine) as session:
-        principal = load_principal(session, principal_key=jwt.get_unverified_claims(token)["sub"])
+    principal = principal_of(engine, token)
     first = Session(engine, expire_on_commit=False)
     created = submit_case(first, principal=principal, body=residence_application(id_number, shared, name="李强"),
                           idempotency_key="single").case
-    outcome: list[str] = []
 
-    def bundle_request() -> None:
-        with Session(engine, expire_on_commit=False) as session:
-            try:
-                submit_bundle(session, principal=principal, code="newborn", body=body, idempotency_key="bundle")
-                session.commit()
-                outcome.append("created")
-            except OnestopError as error:
-                session.rollback()
-                outcome.append(error.code)
+    def bundle_request(session) -> str:
+        return submit_bundle(session, principal=principal, code="newborn", body=body, idempotency_key="bundle")[0].id
 
-    thread = threading.Thread(target=bundle_request)
-    thread.start()
-    thread.join(1.5)
-    assert thread.is_alive()  # waiting on the upload the submission has taken, uncommitted
-    first.commit()
-    first.close()
-    thread.join(20)
-    assert outcome == ["file_not_found"]
+    assert outcome_once_first_commits(first, lambda: Session(engine, expire_on_commit=False), bundle_request) \
+        == "file_not_found"
     with Session(engine) as session:
         bundles = session.exec(select(func.count()).select_from(BundleCase)
                                .where(BundleCase.created_by_principal == principal.key)).one()

@@ -17,7 +17,8 @@ from services.cases.service import StaleVersion, act
 from services.db import statement_session
 from services.errors import OnestopError
 from services.points.models import Staff
-from tests.support import WITH_STATION, residence_application, submit, upload_pdf, verified_citizen
+from tests.support import (WITH_STATION, outcome_once_first_commits, principal_of, residence_application, submit,
+                           upload_pdf, verified_citizen)
 
 
 def _case_and_its_clerk(client, engine):
@@ -126,38 +127,22 @@ def test_the_same_idempotency_key_submitted_twice_at_once_creates_one_case(clien
     transaction, never written as one statement."""
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
-    from jose import jwt
-
     from services.cases.models import Case, IdempotencyRecord
     from services.cases.service import submit_case
     from services.files.models import StoredFile
 
     token, id_number = verified_citizen(client)
     body = residence_application(id_number, upload_pdf(client, token))
-    with Session(engine) as session:
-        principal = load_principal(session, principal_key=jwt.get_unverified_claims(token)["sub"])
+    principal = principal_of(engine, token)
     first = Session(engine, expire_on_commit=False)
     created = submit_case(first, principal=principal, body=body, idempotency_key="same-key").case
-    outcome: list[str] = []
 
-    def second_request() -> None:
-        with SESSIONS[sessions](engine) as session:
-            try:
-                submitted = submit_case(session, principal=principal, body=body, idempotency_key="same-key")
-                session.commit()
-                outcome.append(("replayed" if submitted.replayed else "created", submitted.case.id))
-            except OnestopError as error:
-                session.rollback()
-                outcome.append(error.code)
+    def second_request(session) -> tuple[str, str]:
+        submitted = submit_case(session, principal=principal, body=body, idempotency_key="same-key")
+        return "replayed" if submitted.replayed else "created", submitted.case.id
 
-    thread = threading.Thread(target=second_request)
-    thread.start()
-    thread.join(1.5)
-    assert thread.is_alive()  # waiting on the first request's uncommitted key
-    first.commit()
-    first.close()
-    thread.join(20)
-    assert outcome == [("replayed", created.id)]
+    assert outcome_once_first_commits(first, lambda: SESSIONS[sessions](engine), second_request) \
+        == ("replayed", created.id)
     with Session(engine) as session:
         records = session.exec(select(IdempotencyRecord).where(IdempotencyRecord.principal == principal.key)).all()
         cases = session.exec(select(Case).where(Case.created_by_principal == principal.key)).all()
@@ -173,8 +158,6 @@ def test_two_submissions_citing_one_upload_at_once_one_takes_it(client, engine, 
     writes nothing — 404 file_not_found, one case, and the file is the first case's."""
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite's writers queue on the whole database: the second request can't overlap the first")
-    from jose import jwt
-
     from services.cases.models import Case, CaseMaterial
     from services.cases.service import submit_case
     from services.files.models import StoredFile
@@ -182,30 +165,14 @@ def test_two_submissions_citing_one_upload_at_once_one_takes_it(client, engine, 
     token, id_number = verified_citizen(client)
     body = residence_application(id_number, upload_pdf(client, token))
     other_body = {**body, "form": {**body["form"], "purpose": "就业登记"}}
-    with Session(engine) as session:
-        principal = load_principal(session, principal_key=jwt.get_unverified_claims(token)["sub"])
+    principal = principal_of(engine, token)
     first = Session(engine, expire_on_commit=False)
     created = submit_case(first, principal=principal, body=body, idempotency_key="first").case
-    outcome: list[str] = []
 
-    def second_request() -> None:
-        with SESSIONS[sessions](engine) as session:
-            try:
-                submitted = submit_case(session, principal=principal, body=other_body, idempotency_key="second")
-                session.commit()
-                outcome.append(("created", submitted.case.id))
-            except OnestopError as error:
-                session.rollback()
-                outcome.append(error.code)
+    def second_request(session) -> str:
+        return submit_case(session, principal=principal, body=other_body, idempotency_key="second").case.id
 
-    thread = threading.Thread(target=second_request)
-    thread.start()
-    thread.join(1.5)
-    assert thread.is_alive()  # waiting on the file the first request has taken, uncommitted
-    first.commit()
-    first.close()
-    thread.join(20)
-    assert outcome == ["file_not_found"]
+    assert outcome_once_first_commits(first, lambda: SESSIONS[sessions](engine), second_request) == "file_not_found"
     with Session(engine) as session:
         cases = session.exec(select(Case).where(Case.created_by_principal == principal.key)).all()
         materials = session.exec(select(CaseMaterial).where(CaseMaterial.file_id == body["materials"][0]["file_id"])).all()
