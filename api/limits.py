@@ -29,7 +29,7 @@ from api.deps import bearer, claims_of, get_session
 from services.accounts import principal_cache
 from services.accounts.principal import Principal
 from services.accounts.service import load_principal
-from services.ratelimit import enforce_async
+from services.ratelimit import address_identity, enforce_async
 
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 100
@@ -58,7 +58,7 @@ def client_address(request: Request) -> str:
 def rate_limited(name: str) -> Callable[..., Awaitable[None]]:
     """A dependency enforcing the named limit (services.ratelimit.settings) per client address."""
     async def per_address(request: Request) -> None:
-        await enforce_async(name, "address:" + client_address(request))
+        await enforce_async(name, address_identity(client_address(request)))
 
     per_address.__name__ = f"rate_limit_{name.replace('-', '_')}"
     return per_address

@@ -470,8 +470,7 @@ def _plain_insert(table):
     return table.insert()
 
 
-_PYFORMAT_PARAMETER = re.compile(r"%\((\w+)\)s")
-_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
+_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")  # psycopg's dialect writes %(name)s, and %% for a literal %
 
 
 @lru_cache(maxsize=256)
@@ -483,10 +482,16 @@ def _raw_statement(statement, keys: tuple[str, ...], dialect):
     every execution when it has more than 50 parameters, as a submission's one statement has
     (2 % of a submission's CPU)."""
     compiled = statement.compile(dialect=dialect, column_keys=list(keys) if isinstance(statement, Insert) else None)
-    names = tuple(_PYFORMAT_PARAMETER.findall(compiled.string))  # psycopg's dialect writes %(name)s
-    numbers = iter(range(1, len(names) + 1))
-    sql = _PYFORMAT.sub(lambda match: f"${next(numbers)}" if match.group(1) else "%", compiled.string)
-    return (sql, names,
+    names: list[str] = []
+
+    def placeholder(match: re.Match) -> str:
+        if match.group(1) is None:
+            return "%"
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    sql = _PYFORMAT.sub(placeholder, compiled.string)
+    return (sql, tuple(names),
             {name: value for name, value in compiled.params.items() if value is not None},
             [_raw_adapter(compiled.binds[name].type, dialect) for name in names])
 

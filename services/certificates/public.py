@@ -22,7 +22,7 @@ from services.certificates import cache, checklog
 from services.certificates.identifiers import InvalidCertificateIdentifier, parse_identifier
 from services.certificates.settings import get_certificate_settings
 from services.errors import NotFound
-from services.ratelimit import RateLimited, enforce, enforce_async
+from services.ratelimit import RateLimited, address_identity, enforce, enforce_async
 
 log = logging.getLogger("onestop.certificates.public")
 
@@ -152,7 +152,7 @@ def _ttl_seconds() -> int:
 async def status_json(identifier: str, *, client_address: str | None) -> bytes:
     """The JSON body of GET /public/certificates/{identifier}/status."""
     client = checklog.client_hash(client_address)
-    limit_identity = "address:" + (client_address or "unknown")
+    limit_identity = address_identity(client_address)
     try:
         _checked_identifier(identifier)
     except InvalidCertificateIdentifier as error:
@@ -216,7 +216,7 @@ def check_verify_rate(client_address: str | None) -> str:
     """Count one verification for this client (429 over the limit); returns the client hash."""
     client = checklog.client_hash(client_address)
     try:
-        enforce(VERIFY_LIMIT, "address:" + (client_address or "unknown"))
+        enforce(VERIFY_LIMIT, address_identity(client_address))
     except RateLimited:
         checklog.record(kind="verify", identifier=None, certificate_id=None, result="rate_limited", client=client)
         raise

@@ -6,9 +6,10 @@ never stored in clear: keys carry a keyed hash (see `keys.limit_key`). The FastA
 factory is `api.limits.rate_limited` (services never import FastAPI).
 """
 
+from services.ratelimit.keys import address_identity
 from services.ratelimit.limiter import (Decision, InProcessBackend, RateLimited, RateLimiter, RedisBackend,
                                         enforce, enforce_async, get_limiter, limits_enabled, reset_limiter)
 from services.ratelimit.settings import Rate, get_rate_limit_settings, parse_rate
 
-__all__ = ["Decision", "InProcessBackend", "Rate", "RateLimited", "RateLimiter", "RedisBackend", "enforce",
+__all__ = ["Decision", "address_identity", "InProcessBackend", "Rate", "RateLimited", "RateLimiter", "RedisBackend", "enforce",
            "enforce_async", "get_limiter", "get_rate_limit_settings", "limits_enabled", "parse_rate", "reset_limiter"]

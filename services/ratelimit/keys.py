@@ -27,6 +27,11 @@ def identity_hash(value: str) -> str:
     return hmac.new(_key(), value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
+def address_identity(address: str | None) -> str:
+    """The identity a client address is counted as under a per-address limit."""
+    return "address:" + (address or "unknown")
+
+
 def limit_key(name: str, identity: str) -> str:
     """The Redis key of one identity's counter under a named limit."""
     return f"onestop:rl:{name}:{identity_hash(identity)}"
